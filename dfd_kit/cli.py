@@ -1,0 +1,100 @@
+"""``dfd``: the command line. Each command parses its options and calls the same function the tests call."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Optional
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import typer  # noqa: E402
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Deepfake video detection for DFDC-format folders.")
+log = logging.getLogger("dfd_kit")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+def _clip(value: str) -> tuple[float, float]:
+    low, high = (float(v) for v in value.split(","))
+    return low, high
+
+
+@app.command()
+def predict(
+    videos_dir: Path = typer.Argument(..., help="Folder of .mp4 videos."),
+    out: Path = typer.Option(Path("submission.csv"), "--out", "-o", help="Submission CSV to write."),
+    sample_submission: Optional[Path] = typer.Option(None, help="Write exactly these rows, in this order."),
+    weights: Optional[str] = typer.Option(None, help="Weights file (default: the bundled weights)."),
+    config: Optional[str] = typer.Option(None, help="Model config, for weights outside a manifest."),
+    frames: int = typer.Option(17, help="Frames sampled per video."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Seconds for the whole run."),
+    rule: str = typer.Option("mean", help="Aggregation rule: mean | median | confident."),
+    clip: str = typer.Option("0.01,0.99", help="Clip video probabilities to LOW,HIGH."),
+    prior: float = typer.Option(0.5, help="Label for videos that yield no score."),
+    precision: str = typer.Option("auto", help="auto | float32 | mixed_bfloat16 | mixed_float16"),
+    resume: bool = typer.Option(False, help="Keep rows from an interrupted run's .partial file."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Score every video in VIDEOS_DIR and write filename,label (label = P(FAKE))."""
+    _setup_logging(verbose)
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from .errors import DFDError
+    from .predict import predict_folder
+
+    try:
+        with logging_redirect_tqdm():
+            summary = predict_folder(
+                videos_dir,
+                out,
+                sample_submission=sample_submission,
+                time_budget=time_budget,
+                resume=resume,
+                weights=weights,
+                config=config,
+                frames=frames,
+                device=device,
+                rule=rule,
+                clip=_clip(clip),
+                prior=prior,
+                precision=precision,
+            )
+    except DFDError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from err
+    typer.echo(summary.report())
+
+
+@app.command()
+def demo(
+    folder: Path = typer.Option(Path("demo_out"), help="Where to write the demo videos and the submission."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Make a small DFDC-format folder from images bundled with scikit-image and run predict on it."""
+    _setup_logging(verbose)
+    import time
+
+    from .demo import make_demo
+    from .predict import predict_folder
+
+    t0 = time.perf_counter()
+    videos = make_demo(folder / "videos")
+    typer.echo(f"demo videos: {videos} ({time.perf_counter() - t0:.1f}s to make)")
+    summary = predict_folder(
+        videos, folder / "submission.csv", sample_submission=videos / "sample_submission.csv", device=device, progress=False
+    )
+    typer.echo(summary.report())
+    for r in summary.results:
+        typer.echo(f"  {r.filename:22s} label={r.label:.3f} frames={r.n_frames:2d} faces={r.n_faces:2d}" + (f"  ({r.reason})" if r.reason else ""))
+    typer.echo(f"submission: {summary.out.resolve()}")

@@ -1,0 +1,45 @@
+"""Resolve ``device="auto"|"cpu"|"cuda"`` once, at the top, and hand the answer down."""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def cuda_available() -> bool:
+    """True when torch sees a CUDA device (torch is imported first: see :func:`import_tensorflow`)."""
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def resolve_device(device: str = "auto") -> str:
+    """Map ``"auto"`` to ``"cuda"`` when a GPU is usable, else ``"cpu"``; check explicit choices."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    if device == "cuda" and not cuda_available():
+        raise RuntimeError("device='cuda' was asked for but torch sees no CUDA device")
+    return device
+
+
+def import_tensorflow():
+    """Import TensorFlow the safe way and return the module.
+
+    torch is imported first: importing TensorFlow before torchvision in one process has segfaulted.
+    GPU memory growth is switched on before anything allocates, so TF shares the GPU with torch
+    and DALI instead of taking all of it.
+    """
+    import torch  # noqa: F401  (must load before TensorFlow)
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError as err:  # raised once TF has already initialised the device
+            log.debug("memory growth not set on %s: %s", gpu.name, err)
+    return tf
