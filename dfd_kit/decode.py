@@ -16,6 +16,7 @@ Three decoders share one interface, ``read(path, select) -> Frames``:
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol, Sequence, Union
@@ -116,6 +117,9 @@ class OpenCVDecoder:
     name = "opencv"
 
     def __init__(self, threads: int = 0) -> None:
+        # failures are reported as DecodeError with a reason; silence OpenCV's and FFmpeg's own prints
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         import cv2
 
         self._cv2 = cv2

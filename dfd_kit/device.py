@@ -10,7 +10,7 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 def cuda_available() -> bool:
-    """True when torch sees a CUDA device (torch is imported first: see :func:`import_tensorflow`)."""
+    """True when torch sees a CUDA device."""
     import torch
 
     return bool(torch.cuda.is_available())
@@ -30,11 +30,13 @@ def resolve_device(device: str = "auto") -> str:
 def import_tensorflow():
     """Import TensorFlow the safe way and return the module.
 
-    torch is imported first: importing TensorFlow before torchvision in one process has segfaulted.
+    torch and torchvision are imported first: importing TensorFlow before torchvision in one process
+    has segfaulted.
     GPU memory growth is switched on before anything allocates, so TF shares the GPU with torch
     and DALI instead of taking all of it.
     """
     import torch  # noqa: F401  (must load before TensorFlow)
+    import torchvision  # noqa: F401  (likewise)
     import tensorflow as tf
 
     for gpu in tf.config.list_physical_devices("GPU"):

@@ -1,0 +1,69 @@
+"""Shared fixtures: generated media (made once per session) and small real models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import torch  # noqa: E402,F401  (torch and torchvision before TensorFlow, always)
+import torchvision  # noqa: E402,F401
+import pytest  # noqa: E402
+
+from media import make_clip  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+CLIPS = SHARED / "clips"
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs an NVIDIA GPU with CUDA; none is visible on this machine")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def shared_clips() -> Path:
+    if not (CLIPS / "metadata.json").is_file():
+        pytest.skip(f"real clips not found at {CLIPS} (../shared is beside the checkout in CI)")
+    return CLIPS
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory) -> dict[str, Path]:
+    """Generated clips: H.264 1080p (GOP 12), portrait 1080x1920, H.264 4:4:4 odd size, no face, two faces."""
+    d = tmp_path_factory.mktemp("media")
+    fast = ("-preset", "ultrafast", "-crf", "23", "-g", "12")
+    return {
+        "h264_1080p": make_clip(d / "h264_1080p.mp4", n=48, height=1080, width=1920, extra=fast),
+        "portrait": make_clip(d / "portrait.mp4", n=24, height=1920, width=1080, extra=fast),
+        "yuv444_odd": make_clip(d / "yuv444_odd.mp4", n=24, height=481, width=645, pix_fmt="yuv444p", extra=fast),
+        "small": make_clip(d / "small.mp4", n=20, height=360, width=640, extra=fast),
+        "no_face": make_clip(d / "no_face.mp4", n=20, height=360, width=640, face=False, extra=fast),
+        "two_faces": make_clip(d / "two_faces.mp4", n=20, height=480, width=960, faces=2, face_scale=0.8, extra=fast),
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """A real Keras Xception at 96 px (random init, seed 0) saved with a manifest, as a bundle would be."""
+    import keras
+
+    from dfd_kit.models import create_model, get_config
+    from dfd_kit.weights import save_weights
+
+    keras.utils.set_random_seed(0)
+    cfg = get_config("xception_96")
+    return save_weights(create_model(cfg), tmp_path_factory.mktemp("weights") / "tiny.weights.h5", cfg, trained=False)
+
+
+@pytest.fixture(scope="session")
+def predictor(tiny_weights):
+    from dfd_kit.predict import Predictor
+
+    return Predictor(weights=tiny_weights, device="cpu", frames=8, precision="float32")

@@ -1,0 +1,119 @@
+"""Test media made on the fly: frames that carry their own index, a real face that moves, ffmpeg encodes.
+
+Every frame has its index written as a row of black/white squares (``BITS`` bits, big enough to
+survive compression), so a test can check that a decoder returned exactly the frames it was asked for.
+The face is ``skimage.data.astronaut()``'s, pasted at a position that moves with the frame index.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+BITS = 10
+
+
+@lru_cache(maxsize=1)
+def ffmpeg() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@lru_cache(maxsize=1)
+def astronaut_face() -> np.ndarray:
+    """The astronaut's head and shoulders, uint8 [200, 170, 3] RGB."""
+    from skimage import data
+
+    return data.astronaut()[30:230, 150:320].copy()
+
+
+def _cell(height: int, width: int) -> int:
+    return max(8, min(height, width) // 24)
+
+
+def stamp_index(frame: np.ndarray, index: int) -> None:
+    """Write ``index`` in binary as squares along the top-left edge of ``frame`` (in place)."""
+    c = _cell(*frame.shape[:2])
+    for bit in range(BITS):
+        frame[:c, bit * c : (bit + 1) * c] = 255 if (index >> bit) & 1 else 0
+
+
+def read_index(frame: np.ndarray) -> int:
+    """Read the index :func:`stamp_index` wrote (squares sampled at their centres)."""
+    c = _cell(*frame.shape[:2])
+    value = 0
+    for bit in range(BITS):
+        patch = frame[c // 4 : 3 * c // 4, bit * c + c // 4 : bit * c + 3 * c // 4]
+        if patch.mean() > 127:
+            value |= 1 << bit
+    return value
+
+
+def synth_frames(n: int, height: int, width: int, face_scale: float = 1.0, faces: int = 1, face: bool = True, seed: int = 0):
+    """Yield ``n`` uint8 [H, W, 3] RGB frames: noisy gradient, moving face(s), the index stamp."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([(xx * 200 // max(width, 1)), (yy * 200 // max(height, 1)), np.full_like(xx, 90)], -1).astype(np.uint8)
+    src = astronaut_face()
+    fh = max(16, int(min(height, width) * 0.35 * face_scale))
+    fw = int(fh * src.shape[1] / src.shape[0])
+    head = cv2.resize(src, (fw, fh), interpolation=cv2.INTER_AREA)
+    for i in range(n):
+        frame = base.copy()
+        frame = np.clip(frame.astype(np.int16) + rng.integers(-6, 7, frame.shape, dtype=np.int16), 0, 255).astype(np.uint8)
+        if face:
+            for k in range(faces):
+                slot_w = width // faces
+                t = i / max(n - 1, 1)
+                x = int(k * slot_w + (slot_w - fw) * (0.2 + 0.6 * t)) if slot_w > fw else k * slot_w
+                y = int((height - fh) * (0.4 + 0.2 * np.sin(2 * np.pi * t)))
+                x, y = max(0, min(x, width - fw)), max(0, min(y, height - fh))
+                frame[y : y + fh, x : x + fw] = head[: height - y, : width - x]
+        stamp_index(frame, i)
+        yield frame
+
+
+def encode(
+    path: Path,
+    frames,
+    height: int,
+    width: int,
+    fps: float = 29.97,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    extra: tuple[str, ...] = (),
+) -> Path:
+    """Pipe raw RGB frames into ffmpeg and encode them (``extra`` args go before the output path)."""
+    cmd = [
+        ffmpeg(), "-y", "-loglevel", "error",
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
+        "-c:v", codec, "-pix_fmt", pix_fmt, *extra, str(path),
+    ]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+    for frame in frames:
+        proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+    proc.stdin.close()
+    if proc.wait() != 0:
+        raise RuntimeError(f"ffmpeg failed: {' '.join(cmd)}")
+    return path
+
+
+def make_clip(
+    path: Path,
+    n: int = 30,
+    height: int = 360,
+    width: int = 640,
+    fps: float = 29.97,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    extra: tuple[str, ...] = ("-preset", "ultrafast", "-crf", "23"),
+    **synth,
+) -> Path:
+    """A clip of ``n`` synthetic frames (see :func:`synth_frames`) encoded with ``codec``."""
+    return encode(path, synth_frames(n, height, width, **synth), height, width, fps, codec, pix_fmt, extra)

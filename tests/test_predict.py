@@ -1,0 +1,110 @@
+import math
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from dfd_kit.cli import app
+from dfd_kit.demo import make_demo
+from dfd_kit.predict import predict_folder
+
+
+@pytest.fixture(scope="module")
+def folder(media, tmp_path_factory):
+    """Good, faceless, corrupt and empty videos side by side, plus a sample submission."""
+    d = tmp_path_factory.mktemp("videos")
+    shutil.copy(media["small"], d / "good.mp4")
+    shutil.copy(media["two_faces"], d / "two people.mp4")
+    shutil.copy(media["no_face"], d / "no_face.mp4")
+    (d / "corrupt.mp4").write_bytes(np.random.default_rng(0).bytes(3000))
+    (d / "empty.mp4").write_bytes(b"")
+    names = ["two people.mp4", "missing.mp4", "corrupt.mp4", "good.mp4", "empty.mp4", "no_face.mp4"]
+    pd.DataFrame({"filename": names, "label": 0.5}).to_csv(d / "sample_submission.csv", index=False)
+    return d
+
+
+def _check(out, names):
+    df = pd.read_csv(out)
+    assert df["filename"].tolist() == names
+    assert all(math.isfinite(v) and 0 <= v <= 1 for v in df["label"])
+    return df.set_index("filename")["label"]
+
+
+def test_one_row_per_video_whatever_the_input(folder, predictor, tmp_path):
+    out = tmp_path / "submission.csv"
+    summary = predict_folder(folder, out, sample_submission=folder / "sample_submission.csv", predictor=predictor, progress=False)
+    names = pd.read_csv(folder / "sample_submission.csv")["filename"].tolist()
+    labels = _check(out, names)
+    reasons = summary.fallbacks
+    assert set(reasons) == {"missing.mp4", "corrupt.mp4", "empty.mp4", "no_face.mp4"}
+    assert reasons["no_face.mp4"].startswith("NoFaceError")
+    assert reasons["corrupt.mp4"].startswith("DecodeError") and reasons["empty.mp4"].startswith("DecodeError")
+    for name in reasons:
+        assert labels[name] == 0.5
+    by_name = {r.filename: r for r in summary.results}
+    assert by_name["good.mp4"].n_frames == 8 and by_name["good.mp4"].n_faces >= 6
+    assert by_name["two people.mp4"].n_faces > by_name["two people.mp4"].n_frames
+    assert 0.01 <= labels["good.mp4"] <= 0.99
+    assert summary.seconds["classify"] > 0 and "wrote 6 rows" in summary.report()
+    assert not (tmp_path / "submission.csv.partial").exists()
+
+
+def test_whole_folder_without_sample_submission(folder, predictor, tmp_path):
+    out = tmp_path / "s.csv"
+    predict_folder(folder, out, predictor=predictor, progress=False)
+    _check(out, sorted(["good.mp4", "two people.mp4", "no_face.mp4", "corrupt.mp4", "empty.mp4"]))
+
+
+def test_time_budget_exhausted_still_writes_every_row(folder, predictor, tmp_path):
+    out = tmp_path / "s.csv"
+    summary = predict_folder(folder, out, predictor=predictor, time_budget=1.0, progress=False)
+    labels = _check(out, sorted(["good.mp4", "two people.mp4", "no_face.mp4", "corrupt.mp4", "empty.mp4"]))
+    assert all(r.startswith("time budget") for r in summary.fallbacks.values())
+    assert set(labels.index) == set(summary.fallbacks)  # 1 s minus the 5 s reserve: nothing fits
+
+
+def test_time_budget_degrades_frames_before_giving_up(media, predictor, tmp_path):
+    d = tmp_path / "many"
+    d.mkdir()
+    for i in range(6):
+        shutil.copy(media["small"], d / f"v{i}.mp4")
+    first = predictor.predict_video(d / "v0.mp4")
+    per_video = sum(first.seconds.values())
+    # room for roughly half the frames of each remaining video, plus the 5 s reserve
+    budget = 5.0 + per_video * (1 + 5 * 0.5) / 0.85
+    summary = predict_folder(d, tmp_path / "s.csv", predictor=predictor, time_budget=budget, progress=False)
+    frames = [r.n_frames for r in summary.results]
+    _check(tmp_path / "s.csv", [f"v{i}.mp4" for i in range(6)])
+    assert frames[0] == 8
+    assert min(frames) < 8  # fewer frames (or the prior) once the estimate says time is short
+
+
+def test_cli_predict(folder, tiny_weights, tmp_path):
+    out = tmp_path / "cli.csv"
+    result = CliRunner().invoke(
+        app,
+        ["predict", str(folder), "--out", str(out), "--weights", str(tiny_weights), "--frames", "4",
+         "--device", "cpu", "--rule", "confident", "--clip", "0.05,0.95"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "wrote 5 rows" in result.output and "fallbacks: 3" in result.output
+    labels = _check(out, sorted(["good.mp4", "two people.mp4", "no_face.mp4", "corrupt.mp4", "empty.mp4"]))
+    assert 0.05 <= labels["good.mp4"] <= 0.95
+
+
+def test_cli_reports_bad_input_clearly(tmp_path, tiny_weights):
+    result = CliRunner().invoke(app, ["predict", str(tmp_path / "nope"), "--weights", str(tiny_weights), "--device", "cpu"])
+    assert result.exit_code == 2
+    assert "videos folder not found" in result.output
+
+
+def test_demo_folder(predictor, tmp_path):
+    videos = make_demo(tmp_path / "demo", frames_per_video=12)
+    assert sorted(p.name for p in videos.iterdir()) == [
+        "corrupt.mp4", "fake_astronaut.mp4", "metadata.json", "no_face.mp4", "real_astronaut.mp4", "sample_submission.csv",
+    ]
+    summary = predict_folder(videos, tmp_path / "s.csv", sample_submission=videos / "sample_submission.csv", predictor=predictor, progress=False)
+    assert set(summary.fallbacks) == {"corrupt.mp4", "no_face.mp4"}
+    assert {r.filename: r.n_faces for r in summary.results}["real_astronaut.mp4"] >= 6
