@@ -118,9 +118,10 @@ class OpenCVDecoder:
 
     def __init__(self, threads: int = 0) -> None:
         # failures are reported as DecodeError with a reason; silence OpenCV's and FFmpeg's own prints
-        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         import cv2
+
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
         self._cv2 = cv2
         self.threads = threads
