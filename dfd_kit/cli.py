@@ -43,6 +43,8 @@ def predict(
     prior: float = typer.Option(0.5, help="Label for videos that yield no score."),
     precision: str = typer.Option("auto", help="auto | float32 | mixed_bfloat16 | mixed_float16"),
     resume: bool = typer.Option(False, help="Keep rows from an interrupted run's .partial file."),
+    isolate: bool = typer.Option(True, help="Decode and detect in a worker process that is replaced if a video hangs or crashes it."),
+    video_timeout: float = typer.Option(300.0, help="Seconds of decoding + detection allowed per video (isolated mode)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Score every video in VIDEOS_DIR and write filename,label (label = P(FAKE))."""
@@ -60,6 +62,8 @@ def predict(
                 sample_submission=sample_submission,
                 time_budget=time_budget,
                 resume=resume,
+                isolate=isolate,
+                video_timeout=video_timeout,
                 weights=weights,
                 config=config,
                 frames=frames,

@@ -5,7 +5,8 @@ Three decoders share one interface, ``read(path, select) -> Frames``:
 - :class:`OpenCVDecoder` (CPU): walks the stream once with ``grab()`` and converts to RGB only the
   wanted frames with ``retrieve()``; no seeking, which is slow and inexact on H.264.
 - :class:`PyAVDecoder` (CPU): FFmpeg through PyAV, threaded decoding; counts frames by demuxing when
-  the container does not say. Used as the fallback when OpenCV cannot open or read a file.
+  the container does not say; turns frames upright by the display matrix, as OpenCV does. Used as
+  the fallback when OpenCV cannot open or read a file (AV1, for one).
 - :class:`DALIDecoder` (GPU): NVIDIA DALI ``fn.decoders.video`` on the ``mixed`` backend (NVDEC),
   fed the file's bytes and the frame indices; one pipeline built once, run once per video.
 
@@ -187,13 +188,20 @@ class PyAVDecoder:
                 out, got = [], []
                 for i, frame in enumerate(container.decode(stream)):
                     if i in wanted:
-                        out.append(frame.to_ndarray(format="rgb24"))
+                        out.append(_upright(frame))
                         got.append(i)
                     if i >= last:
                         break
         except (av.error.FFmpegError, OSError, ValueError) as err:
             raise DecodeError(f"pyav: cannot decode {path.name}: {err}") from err
         return _finish(path, out, got, fps, n_total, self.name)
+
+
+def _upright(frame) -> np.ndarray:
+    """RGB pixels of a PyAV frame turned the way the display matrix says (as OpenCV does)."""
+    rgb = frame.to_ndarray(format="rgb24")
+    turns = int(getattr(frame, "rotation", 0) or 0) // 90
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns % 4 else rgb
 
 
 class DALIDecoder:

@@ -7,7 +7,8 @@ of the original:
 - detection runs on a downscaled copy of the frames (``scale``) and boxes are mapped back to full
   resolution, so crops keep every pixel the video has;
 - the batched call goes straight to facenet-pytorch's ``detect_face`` and returns one ``[n, 5]``
-  array per frame, so frames without a face in a batch are an empty array, never a crash;
+  array per frame, so frames without a face in a batch are an empty array, never a crash (nor are
+  frames smaller than the smallest face, on which MTCNN's empty image pyramid would crash);
 - the margin is relative to the face size (``margin=0.3`` widens the box by 30 %), not a fixed
   number of output pixels, and crops are shifted to stay inside the frame at its edges.
 """
@@ -146,6 +147,8 @@ class FaceSampler:
         small = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]) if s < 1 else frames
         sx, sy = w / size[0], h / size[1]
         minsize = max(12, int(self.min_face_size * s))
+        if min(size) < minsize:  # no face of minsize fits (and MTCNN's empty pyramid would crash)
+            return [np.zeros((0, 5), np.float32) for _ in range(t)]
         out: list[np.ndarray] = []
         for start in range(0, t, self.batch_size):
             chunk = np.ascontiguousarray(small[start : start + self.batch_size])

@@ -7,29 +7,34 @@ One video (:meth:`Predictor.predict_video`)::
     scores = classifier.predict(faces.crops)            # float32 [K], P(FAKE)        (models.py)
     label  = aggregate(scores, rule, clip)              # float in [clip]             (aggregate.py)
 
-A folder (:func:`predict_folder`): one row per expected video, always. Decoding of video k+1 runs in a
-background thread while video k is scored; a :class:`~dfd_kit.budget.TimeBudget` lowers the frame count
-when time runs short and finally writes the prior; any video that fails gets the prior and a logged
-reason; rows are appended as they come and the CSV is renamed into place at the end.
+A folder (:func:`predict_folder`): one row per expected video, always. Decoding and face detection
+of video k+1 run in a worker process (:mod:`dfd_kit.worker`) while video k is classified; a video
+that hangs or crashes the worker is cut off and the worker replaced. A
+:class:`~dfd_kit.budget.TimeBudget` lowers the frame count when time runs short and finally writes the
+prior; any video that fails gets the prior and a logged reason; rows are appended as they come and
+the CSV is renamed into place at the end.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from .aggregate import aggregate
 from .budget import TimeBudget
-from .decode import Frames, Sampling, make_decoder
+from .decode import Sampling, make_decoder
 from .device import resolve_device
-from .errors import DFDError
-from .faces import FaceSampler
+from .errors import DFDError, InputError
+from .faces import Faces, FaceSampler
 from .models import PRECISIONS, Classifier, ModelConfig
 from .submission import SubmissionWriter, list_videos, read_sample_submission
 from .weights import resolve_weights
@@ -50,6 +55,40 @@ def default_precision(device: str) -> str:
     except OSError:
         return "float32"
     return "mixed_bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+
+
+@dataclass
+class FoundFaces:
+    """The torch half of a video's path: its face crops and what it cost."""
+
+    faces: Faces
+    n_frames: int
+    seconds: dict[str, float]
+
+
+class FaceFinder:
+    """Stages 1–3, sample → decode → detect and crop, built from plain arguments so that a worker
+    process can build its own copy (see :mod:`dfd_kit.worker`).
+
+    Args:
+        device: resolved device, ``"cpu"`` or ``"cuda"``.
+        image_size, margin: crop size and relative margin (from the model config).
+        detect_scale: downscale factor for face detection.
+        decoder: force one decoder (``"opencv"``, ``"pyav"``, ``"dali"``), no fallback.
+    """
+
+    def __init__(self, device: str, image_size: int, margin: float, detect_scale: float = 0.5, decoder: str | None = None) -> None:
+        self.decoder = make_decoder(device, decoder)
+        self.face_sampler = FaceSampler(image_size=image_size, margin=margin, scale=detect_scale, device=device)
+
+    def __call__(self, path: str | Path, n_frames: int, policy: str = "even") -> FoundFaces:
+        """Faces of one video. Raises :class:`~dfd_kit.errors.DecodeError` or :class:`~dfd_kit.errors.NoFaceError`."""
+        t0 = time.perf_counter()
+        frames = self.decoder.read(path, Sampling(n_frames, policy))
+        t1 = time.perf_counter()
+        faces = self.face_sampler(frames)
+        t2 = time.perf_counter()
+        return FoundFaces(faces, len(frames), {"decode": t1 - t0, "detect": t2 - t1})
 
 
 @dataclass
@@ -102,34 +141,28 @@ class Predictor:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be 'auto' or one of {PRECISIONS}, got {precision!r}")
         self.frames, self.policy, self.rule, self.clip, self.prior = frames, policy, rule, clip, prior
-        self.decoder = make_decoder(self.device, decoder)
-        self.face_sampler = FaceSampler(image_size=cfg.input_size, margin=cfg.margin, scale=detect_scale, device=self.device)
+        self.finder_args = dict(device=self.device, image_size=cfg.input_size, margin=cfg.margin, detect_scale=detect_scale, decoder=decoder)
         self.classifier = Classifier(cfg, self.weights.path, precision=self.precision)
 
-    def decode(self, path: str | Path, n_frames: int | None = None) -> tuple[Frames, float]:
-        """Stage 1–2: sample and decode; returns the frames and the seconds it took."""
-        t0 = time.perf_counter()
-        frames = self.decoder.read(path, Sampling(n_frames or self.frames, self.policy))
-        return frames, time.perf_counter() - t0
+    @cached_property
+    def find_faces(self) -> FaceFinder:
+        """The in-process :class:`FaceFinder` (built on first use)."""
+        return FaceFinder(**self.finder_args)
 
-    def score(self, name: str, frames: Frames) -> VideoResult:
-        """Stages 3–5 on decoded frames: faces → scores → one label. Raises typed errors."""
+    def score(self, name: str, found: FoundFaces) -> VideoResult:
+        """Stages 4–5: face crops → scores → one label. Raises :class:`~dfd_kit.errors.NoScoreError`."""
         t0 = time.perf_counter()
-        faces = self.face_sampler(frames)
+        scores = self.classifier.predict(found.faces.crops)
         t1 = time.perf_counter()
-        scores = self.classifier.predict(faces.crops)
-        t2 = time.perf_counter()
         label = aggregate(scores, self.rule, self.clip)
-        t3 = time.perf_counter()
-        seconds = {"detect": t1 - t0, "classify": t2 - t1, "aggregate": t3 - t2}
-        return VideoResult(name, label, None, len(frames), len(faces), seconds)
+        t2 = time.perf_counter()
+        seconds = {**found.seconds, "classify": t1 - t0, "aggregate": t2 - t1}
+        return VideoResult(name, label, None, found.n_frames, len(found.faces), seconds)
 
     def predict_video(self, path: str | Path, n_frames: int | None = None) -> VideoResult:
-        """One video, end to end. Raises :class:`~dfd_kit.errors.DFDError` subclasses on failure."""
-        frames, decode_s = self.decode(path, n_frames)
-        result = self.score(Path(path).name, frames)
-        result.seconds["decode"] = decode_s
-        return result
+        """One video, end to end, in this process. Raises :class:`~dfd_kit.errors.DFDError` subclasses."""
+        found = self.find_faces(path, n_frames or self.frames, self.policy)
+        return self.score(Path(path).name, found)
 
 
 @dataclass
@@ -165,6 +198,9 @@ def predict_folder(
     time_budget: float | None = None,
     resume: bool = False,
     progress: bool = True,
+    isolate: bool = True,
+    video_timeout: float | None = 300.0,
+    finder: str = "dfd_kit.predict:FaceFinder",
     **predictor_kwargs,
 ) -> Summary:
     """Score every video of a folder and write ``filename,label``.
@@ -177,15 +213,24 @@ def predict_folder(
         time_budget: seconds for the whole run (``None``: no limit).
         resume: keep rows already in ``<out>.partial`` from an interrupted run.
         progress: show a tqdm progress bar.
+        isolate: decode and detect in a worker process (:mod:`dfd_kit.worker`) that is killed and
+            replaced when a video hangs or crashes it; ``False`` uses a thread of this process.
+        video_timeout: seconds of decoding and detection allowed per video (isolated mode only);
+            never more than what the time budget has left.
+        finder: ``"module:Class"`` of the face finder the worker runs (isolated mode only).
 
     Returns:
         A :class:`Summary`; the CSV holds one finite label in ``[0, 1]`` per expected row.
     """
     from tqdm.auto import tqdm
 
+    from .worker import FaceWorker
+
     t_start = time.perf_counter()
     videos_dir = Path(videos_dir)
     names = read_sample_submission(sample_submission) if sample_submission else list_videos(videos_dir)
+    if not names:
+        raise InputError(f"no videos to score: {videos_dir} has no video files" + (f" and {sample_submission} no rows" if sample_submission else ""))
     predictor = predictor or Predictor(**predictor_kwargs)
     log.info("weights: %s", predictor.weights.describe())
     writer = SubmissionWriter(out, names, prior=predictor.prior, resume=resume)
@@ -194,17 +239,19 @@ def predict_folder(
     totals = dict.fromkeys(STAGES, 0.0)
     results: list[VideoResult] = []
 
-    def submit(pool: ThreadPoolExecutor, k: int) -> tuple[int, Future | None]:
+    def submit(runner, k: int) -> Future | None:
         n = budget.grant(len(todo) - k)
-        path = videos_dir / todo[k]
-        return n, pool.submit(predictor.decode, path, n) if n else None
+        if not n:
+            return None
+        timeout = min(video_timeout or math.inf, max(budget.left, 1.0))
+        return runner.submit(videos_dir / todo[k], n, predictor.policy, None if math.isinf(timeout) else timeout)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
-        pending = submit(pool, 0) if todo else None
+    with FaceWorker(predictor.finder_args, finder) if isolate else _InProcess(predictor) as runner:
+        pending = submit(runner, 0) if todo else None
         for k, name in enumerate(tqdm(todo, desc="predict", unit="video", disable=not progress)):
-            n, future = pending
-            pending = submit(pool, k + 1) if k + 1 < len(todo) else None
-            result = _run_one(predictor, name, n, future)
+            future = pending
+            pending = submit(runner, k + 1) if k + 1 < len(todo) else None
+            result = _run_one(predictor, name, future)
             budget.record(result.n_frames if result.reason is None else 0)
             for stage, s in result.seconds.items():
                 totals[stage] += s
@@ -216,17 +263,37 @@ def predict_folder(
     return Summary(path, len(names), dict(writer.reasons), totals, time.perf_counter() - t_start, predictor.weights.describe(), results)
 
 
-def _run_one(predictor: Predictor, name: str, n_frames: int, future: Future | None) -> VideoResult:
-    """Finish one video whose decode was started in ``future``; any failure becomes the prior."""
+class _InProcess:
+    """Runs the face finder in one background thread of this process: no isolation, no timeout."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self._finder = predictor.find_faces
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faces")
+
+    def submit(self, path: Path, n_frames: int, policy: str, timeout: float | None) -> Future:
+        return self._pool.submit(self._finder, path, n_frames, policy)
+
+    def __enter__(self) -> "_InProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._pool.shutdown()
+
+
+def _run_one(predictor: Predictor, name: str, future: Future | None) -> VideoResult:
+    """Finish one video whose faces are being found in ``future``; any failure becomes the prior."""
+    from pebble import ProcessExpired
+
     if future is None:
         return VideoResult(name, predictor.prior, f"time budget: no time left for {name}")
     try:
-        frames, decode_s = future.result()
-        result = predictor.score(name, frames)
-        result.seconds["decode"] = decode_s
-        return result
+        return predictor.score(name, future.result())
     except DFDError as err:
         return VideoResult(name, predictor.prior, f"{type(err).__name__}: {err}")
+    except FutureTimeout:
+        return VideoResult(name, predictor.prior, "Timeout: decoding and face detection ran past the per-video limit")
+    except ProcessExpired as err:
+        return VideoResult(name, predictor.prior, f"WorkerCrash: the decode worker died (exit code {err.exitcode})")
     except Exception as err:  # noqa: BLE001 - one bad video must never stop the run
         log.exception("unexpected error on %s", name)
         return VideoResult(name, predictor.prior, f"{type(err).__name__}: {err}")

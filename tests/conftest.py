@@ -15,6 +15,13 @@ from media import make_clip  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CLIPS = SHARED / "clips"
+REPORTS: list[str] = []  # tables tests want a person to read, printed at the end of the session
+
+
+def pytest_terminal_summary(terminalreporter):
+    for report in REPORTS:
+        terminalreporter.write_sep("=", "report")
+        terminalreporter.write_line(report)
 
 
 def pytest_collection_modifyitems(config, items):

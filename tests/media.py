@@ -53,8 +53,22 @@ def read_index(frame: np.ndarray) -> int:
     return value
 
 
-def synth_frames(n: int, height: int, width: int, face_scale: float = 1.0, faces: int = 1, face: bool = True, seed: int = 0):
-    """Yield ``n`` uint8 [H, W, 3] RGB frames: noisy gradient, moving face(s), the index stamp."""
+def paste(frame: np.ndarray, patch: np.ndarray, x: int, y: int) -> None:
+    """Paste ``patch`` with its top-left corner at ``(x, y)``, clipped to the frame (in place)."""
+    h, w = frame.shape[:2]
+    ph, pw = patch.shape[:2]
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + pw, w), min(y + ph, h)
+    if x0 < x1 and y0 < y1:
+        frame[y0:y1, x0:x1] = patch[y0 - y : y1 - y, x0 - x : x1 - x]
+
+
+def synth_frames(
+    n: int, height: int, width: int, face_scale: float = 1.0, faces: int = 1, face: bool = True, edge: bool = False, seed: int = 0
+):
+    """Yield ``n`` uint8 [H, W, 3] RGB frames: noisy gradient, moving face(s), the index stamp.
+
+    ``edge=True`` puts the face across the left edge of the frame (a third of it outside).
+    """
     import cv2
 
     rng = np.random.default_rng(seed)
@@ -73,8 +87,7 @@ def synth_frames(n: int, height: int, width: int, face_scale: float = 1.0, faces
                 t = i / max(n - 1, 1)
                 x = int(k * slot_w + (slot_w - fw) * (0.2 + 0.6 * t)) if slot_w > fw else k * slot_w
                 y = int((height - fh) * (0.4 + 0.2 * np.sin(2 * np.pi * t)))
-                x, y = max(0, min(x, width - fw)), max(0, min(y, height - fh))
-                frame[y : y + fh, x : x + fw] = head[: height - y, : width - x]
+                paste(frame, head, -fw // 3 if edge else x, y)
         stamp_index(frame, i)
         yield frame
 

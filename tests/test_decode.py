@@ -2,6 +2,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from media import read_index
 
 from dfd_kit.decode import DALIDecoder, FallbackDecoder, OpenCVDecoder, PyAVDecoder, Sampling, make_decoder
@@ -94,3 +96,26 @@ def test_dali_decodes_exactly_the_sampled_frames(media):
     frames = DALIDecoder().read(media["h264_1080p"], Sampling(7))
     assert frames.frames.shape[1:] == (1080, 1920, 3)
     assert [read_index(f) for f in frames.frames] == frames.indices.tolist()
+
+
+@pytest.fixture(scope="module")
+def clip_bytes(media) -> bytes:
+    return media["small"].read_bytes()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzz_corrupted_bytes_give_frames_or_decode_error(clip_bytes, tmp_path, data):
+    raw = bytearray(clip_bytes)
+    for _ in range(data.draw(st.integers(1, 40), label="flips")):
+        pos = data.draw(st.integers(0, len(raw) - 1))
+        raw[pos] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(raw)), label="truncate at")
+    path = tmp_path / "fuzz.mp4"
+    path.write_bytes(bytes(raw[:cut]))
+    try:
+        frames = make_decoder("cpu").read(path, Sampling(5))
+    except DecodeError:
+        return
+    assert frames.frames.dtype == np.uint8 and frames.frames.ndim == 4 and frames.frames.shape[-1] == 3
+    assert len(frames.indices) == len(frames.frames) >= 1

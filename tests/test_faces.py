@@ -92,3 +92,8 @@ def test_real_clips_have_faces_in_most_sampled_frames(shared_clips):
         faces = sampler(frames)
         found[name] = len(np.unique(faces.frame_of))
     assert all(n >= 12 for n in found.values()), found
+
+
+def test_frames_smaller_than_the_smallest_face(sampler):
+    boxes = sampler.detect(np.full((3, 16, 16, 3), 128, np.uint8))
+    assert [b.shape for b in boxes] == [(0, 5)] * 3
