@@ -12,6 +12,7 @@ Nothing is downloaded and nothing comes from outside the installed packages. The
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from pathlib import Path
@@ -23,17 +24,24 @@ log = logging.getLogger(__name__)
 __all__ = ["make_demo", "write_video", "pan_zoom"]
 
 
-def write_video(frames: np.ndarray, path: str | Path, fps: float = 15.0, codec: str = "libx264", crf: int = 20) -> Path:
-    """Encode uint8 ``[T, H, W, 3]`` RGB frames (even H and W) to an mp4 with PyAV (yuv420p)."""
+def write_video(
+    frames, path: str | Path, fps: float = 15.0, codec: str = "libx264", crf: int = 20, preset: str = "veryfast"
+) -> Path:
+    """Encode uint8 ``[H, W, 3]`` RGB frames (an array ``[T, H, W, 3]`` or any iterable; even H and W)
+    to an H.264 High yuv420p mp4 with PyAV. ``fps`` may be fractional (29.97 is stored as 30000/1001)."""
+    from fractions import Fraction
+
     import av
 
     path = Path(path)
-    t, h, w, _ = frames.shape
+    frames = iter(frames)
+    first = next(frames)
+    h, w = first.shape[:2]
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=int(round(fps)))
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
-        for frame in frames:
+        stream.options = {"crf": str(crf), "preset": preset, "profile": "high"}
+        for frame in itertools.chain([first], frames):
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
