@@ -70,9 +70,9 @@ KAGGLE_LACKS: dict[str, str] = {
 }
 
 # NVIDIA DALI, the GPU (NVDEC) decoder of dfd_kit.decode, from dfd_kit's `gpu` extra. Not in the Kaggle
-# image and about 430 MB, hence optional (`dfd bundle --no-dali`). Unlike KAGGLE_LACKS it is bundled
-# with its dependencies (nvtx, makefun, libcst, nvimgcodec, nvcomp, ... which the image lacks), minus
-# PROTECTED; those the image already satisfies are skipped by pip at install time.
+# image and about 500 MB with its dependencies, hence optional (`dfd bundle --no-dali`). Unlike
+# KAGGLE_LACKS it is bundled with its dependencies (nvtx, makefun, libcst, nvimgcodec, nvcomp, ...,
+# which the image lacks), minus PROTECTED; pip skips those the image already satisfies.
 DALI = "nvidia-dali-cuda120"
 
 # Never shipped in the dataset, whatever pulls them in: the Kaggle image's own builds must stay.
@@ -102,14 +102,12 @@ class Dataset:
         path: the folder.
         dataset_id: ``"<owner>/<slug>"``.
         wheels: file names of the wheels in it, sorted.
-        requirements: the lines of its ``requirements.txt``.
         weights: the default weights file name in it (``None``: it ships no weights).
     """
 
     path: Path
     dataset_id: str
     wheels: list[str]
-    requirements: list[str]
     weights: str | None
 
     @property
@@ -124,6 +122,11 @@ def slugify(text: str) -> str:
 
 def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirement_name(spec: str) -> str:
+    """The canonical distribution name a requirement spec (``"facenet-pytorch==2.5.3"``) starts with."""
+    return _canonical(re.match(r"[A-Za-z0-9._-]+", spec.strip()).group(0))
 
 
 def _wheel_name(path: Path) -> str:
@@ -146,7 +149,7 @@ def _check_id(ref: str, what: str, min_slug: int) -> None:
         raise BundleError(f"{what} slug must be {min_slug}-50 characters of a-z, 0-9 and '-', got {slug!r}")
 
 
-def project_root() -> Path | None:
+def _project_root() -> Path | None:
     """The checkout this package runs from (a folder with ``pyproject.toml``), or ``None``."""
     root = Path(__file__).resolve().parent.parent
     return root if (root / "pyproject.toml").is_file() else None
@@ -200,7 +203,7 @@ def _prepare_out(out: Path) -> None:
 
 def _build_dfd_kit(pip: _Pip, out: Path) -> Path:
     """The dfd_kit wheel: built from the checkout, else taken from the local wheel folders."""
-    root = project_root()
+    root = _project_root()
     if root is not None:
         log.info("building the dfd_kit wheel from %s", root)
         pip("wheel", "--no-deps", "--wheel-dir", str(out), str(root))
@@ -217,7 +220,7 @@ def _requirement_specs(dfd_wheel: Path, names: Iterable[str]) -> list[str]:
     specs = {}
     for line in _wheel_metadata(dfd_wheel).get_all("Requires-Dist") or []:
         spec = line.split(";", 1)[0].strip().replace(" ", "")
-        specs[_canonical(re.match(r"[A-Za-z0-9._-]+", spec).group(0))] = spec
+        specs[_requirement_name(spec)] = spec
     missing = [n for n in names if _canonical(n) not in specs]
     if missing:
         raise BundleError(f"{dfd_wheel.name} does not require {missing}: update KAGGLE_LACKS")
@@ -289,7 +292,7 @@ def build_dataset(
         license_name: a Kaggle license name; ``"other"`` (the description lists each file's license).
         weights: the weights folder to ship (a ``manifest.json`` and its files); ``None``: the one
             :func:`dfd_kit.weights.weights_dir` finds.
-        with_dali: also ship NVIDIA DALI and its dependencies (about 430 MB more).
+        with_dali: also ship NVIDIA DALI and its dependencies (about 500 MB more).
         extra: more requirement specs to ship without their dependencies (for a package some Kaggle
             image lacks, when the kernel's install reports ``No matching distribution``).
         wheels_from: folders of wheels to use before the package index (``pip --find-links``).
@@ -327,7 +330,7 @@ def build_dataset(
     weight_files, default = _copy_weights(Path(weights) if weights else weights_dir(), out)
     (out / REQUIREMENTS).write_text("\n".join(requirements) + "\n")
     reasons = {**KAGGLE_LACKS, DALI: "NVIDIA DALI, the GPU video decoder (optional)", "dfd-kit": "the package"}
-    reasons.update({_canonical(re.match(r"[A-Za-z0-9._-]+", e).group(0)): "asked for with --extra" for e in extra})
+    reasons.update({_requirement_name(spec): "asked for with --extra" for spec in extra})
     metadata = {
         "title": title,
         "id": dataset_id,
@@ -342,7 +345,7 @@ def build_dataset(
         log.info("removing %s, left from an earlier bundle", name)
         (out / name).unlink()
     log.info("dataset %s: %d wheels, weights %s, in %s", dataset_id, len(wheels), default, out)
-    return Dataset(out, dataset_id, wheels, requirements, default)
+    return Dataset(out, dataset_id, wheels, default)
 
 
 def kernel_parameters(dataset: Dataset, mount: str | Path | None = None) -> dict[str, str]:

@@ -123,7 +123,7 @@ def bundle(
     kernel_out: Optional[Path] = typer.Option(None, help="The kernel folder to build (default: OUT-kernel)."),
     dataset_slug: str = typer.Option("dfd-kit", help="The dataset's slug; mounted at /kaggle/input/SLUG."),
     kernel_slug: str = typer.Option("dfd-kit-inference", help="The kernel's slug (its title is made from it)."),
-    dali: bool = typer.Option(True, "--with-dali/--no-dali", help="Ship NVIDIA DALI and its dependencies (~430 MB)."),
+    dali: bool = typer.Option(True, "--with-dali/--no-dali", help="Ship NVIDIA DALI and its dependencies (~500 MB)."),
     weights: Optional[Path] = typer.Option(None, help="Weights folder with manifest.json (default: the bundled one)."),
     extra: list[str] = typer.Option([], "--extra", help="Another requirement to ship, without its dependencies."),
     wheels_from: list[Path] = typer.Option([], "--wheels-from", help="Folder of wheels to use before the index."),

@@ -194,14 +194,14 @@ def test_kernel_folder_is_what_the_kaggle_cli_reads(bundle, demo_videos):
 
 
 def test_kernel_for_kaggle_reads_the_dataset_under_kaggle_input(tmp_path):
-    dataset = Dataset(tmp_path, "someone/my-weights", [], [], "best.weights.h5")
+    dataset = Dataset(tmp_path, "someone/my-weights", [], "best.weights.h5")
     params = kernel_parameters(dataset)
     assert params == {"wheels_dir": "/kaggle/input/my-weights", "weights": "/kaggle/input/my-weights/best.weights.h5"}
     build_kernel(tmp_path / "kernel", "someone/deepfake-scorer", dataset.dataset_id, params, enable_gpu=False)
     meta, nb = check_kernel_folder(tmp_path / "kernel", "someone/my-weights")
     assert meta["enable_gpu"] is False and meta["title"] == "deepfake scorer"
     assert injected(nb) == params
-    assert kernel_parameters(Dataset(tmp_path, "someone/no-weights", [], [], None)) == {"wheels_dir": "/kaggle/input/no-weights"}
+    assert kernel_parameters(Dataset(tmp_path, "someone/no-weights", [], None)) == {"wheels_dir": "/kaggle/input/no-weights"}
 
 
 @pytest.mark.parametrize(
@@ -322,3 +322,14 @@ def test_baked_kernel_installs_offline_and_writes_the_submission(bundle, kaggle_
     assert before == {name: importlib.metadata.version(name) for name in ("torch", "keras")}
     assert "wrote 4 rows to submission.csv" in text and "tiny.weights.h5" in text
     assert pd.read_csv(work / "submission.csv").set_index("filename").loc["corrupt.mp4", "label"] == 0.5
+
+
+def test_without_a_checkout_the_package_wheel_comes_from_the_local_wheels(bundle, tiny_weights, tmp_path, monkeypatch):
+    dataset, _ = bundle
+    monkeypatch.setattr("dfd_kit.bundle._project_root", lambda: None)  # as when dfd_kit runs from a wheel
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(var, NOWHERE)
+    built = build_dataset(tmp_path / "ds", DATASET_ID, weights=tiny_weights, with_dali=False, wheels_from=[dataset], offline=True)
+    assert sorted(built.wheels) == sorted(p.name for p in dataset.glob("*.whl"))
+    wheel = f"dfd_kit-{__version__}-py3-none-any.whl"
+    assert (tmp_path / "ds" / wheel).read_bytes() == (dataset / wheel).read_bytes()
