@@ -26,7 +26,6 @@ __all__ = [
     "StageClock",
     "environment",
     "stage_table",
-    "fallback_table",
     "plot_labels",
     "show_inference_summary",
     "show_result",
@@ -93,16 +92,19 @@ def environment() -> pd.DataFrame:
             spec = importlib.util.find_spec(module)
         except ModuleNotFoundError:
             spec = None
-        version = None
-        for dist in dists:
-            try:
-                version = importlib.metadata.version(dist)
-                break
-            except importlib.metadata.PackageNotFoundError:
-                continue
         origin = spec.origin if spec is not None and spec.origin else None
-        rows.append({"package": module, "version": version or "-", "location": str(Path(origin).parent.parent) if origin else "-"})
+        rows.append({"package": module, "version": _version(dists), "location": str(Path(origin).parent.parent) if origin else "-"})
     return pd.DataFrame(rows).set_index("package")
+
+
+def _version(dists: tuple[str, ...]) -> str:
+    """The installed version of the first of ``dists`` that is installed, else ``"-"``."""
+    for dist in dists:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "-"
 
 
 def stage_table(clock: StageClock, summary: Summary | None = None) -> pd.DataFrame:
@@ -112,12 +114,6 @@ def stage_table(clock: StageClock, summary: Summary | None = None) -> pd.DataFra
         rows += [{"stage": f"  predict/{name}", "seconds": round(summary.seconds.get(name, 0.0), 2)} for name in STAGES]
     rows.append({"stage": "total (wall)", "seconds": round(time.monotonic() - clock.start, 2)})
     return pd.DataFrame(rows).set_index("stage")
-
-
-def fallback_table(summary: Summary) -> pd.DataFrame:
-    """One row per video that got the fallback label: its file name, the kind of failure and why."""
-    rows = [{"filename": name, "kind": reason.split(":")[0], "reason": reason} for name, reason in summary.fallbacks.items()]
-    return pd.DataFrame(rows, columns=["filename", "kind", "reason"]).set_index("filename")
 
 
 def plot_labels(summary: Summary):
@@ -139,10 +135,9 @@ def show_inference_summary(summary: Summary, clock: StageClock) -> None:
     from IPython.display import display
 
     print(summary.report())
-    fallbacks = fallback_table(summary)
-    if len(fallbacks):
-        display(fallbacks["kind"].value_counts().rename("videos").to_frame())
-        display(fallbacks)
+    counts = summary.fallback_counts()
+    if counts:
+        display(pd.Series(counts, name="videos").rename_axis("fallback").to_frame())
     display(stage_table(clock, summary))
     _show(plot_labels(summary))
 
