@@ -102,3 +102,63 @@ def demo(
     for r in summary.results:
         typer.echo(f"  {r.filename:22s} label={r.label:.3f} frames={r.n_frames:2d} faces={r.n_faces:2d}" + (f"  ({r.reason})" if r.reason else ""))
     typer.echo(f"submission: {summary.out.resolve()}")
+
+
+# --- Kaggle: the offline dataset and the kernel (dfd_kit.bundle) ---------------------------------
+
+
+def _param(text: str) -> tuple[str, object]:
+    """``NAME=VALUE`` with VALUE read as JSON when it parses (``frames=32``), else as a string."""
+    import json
+
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise typer.BadParameter(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
+@app.command()
+def bundle(
+    out: Path = typer.Option(..., "--out", help="The Kaggle dataset folder to build (flat)."),
+    user: str = typer.Option(..., envvar="KAGGLE_USERNAME", help="Kaggle user (or organisation) that owns both."),
+    kernel_out: Optional[Path] = typer.Option(None, help="The kernel folder to build (default: OUT-kernel)."),
+    dataset_slug: str = typer.Option("dfd-kit", help="The dataset's slug; mounted at /kaggle/input/SLUG."),
+    kernel_slug: str = typer.Option("dfd-kit-inference", help="The kernel's slug (its title is made from it)."),
+    dali: bool = typer.Option(True, "--with-dali/--no-dali", help="Ship NVIDIA DALI and its dependencies (~500 MB)."),
+    weights: Optional[Path] = typer.Option(None, help="Weights folder with manifest.json (default: the bundled one)."),
+    extra: list[str] = typer.Option([], "--extra", help="Another requirement to ship, without its dependencies."),
+    wheels_from: list[Path] = typer.Option([], "--wheels-from", help="Folder of wheels to use before the index."),
+    offline: bool = typer.Option(False, help="Never ask the package index."),
+    gpu: bool = typer.Option(True, "--gpu/--no-gpu", help="Run the kernel with a GPU."),
+    mount: Optional[str] = typer.Option(None, help="Where the kernel finds the dataset (default /kaggle/input/SLUG)."),
+    param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE for the kernel notebook's parameters."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Build the Kaggle dataset (wheels, weights, metadata) and the kernel that installs from it offline."""
+    _setup_logging(verbose)
+    from .bundle import BundleError, build_dataset, build_kernel, kernel_parameters
+
+    try:
+        dataset = build_dataset(
+            out,
+            f"{user}/{dataset_slug}",
+            weights=weights,
+            with_dali=dali,
+            extra=extra,
+            wheels_from=wheels_from,
+            offline=offline,
+        )
+        parameters = {**kernel_parameters(dataset, mount), **dict(map(_param, param))}
+        kernel_out = kernel_out or out.with_name(out.name + "-kernel")
+        meta = build_kernel(kernel_out, f"{user}/{kernel_slug}", dataset.dataset_id, parameters, enable_gpu=gpu)
+    except BundleError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from err
+    size = sum(p.stat().st_size for p in out.iterdir()) / 2**20
+    typer.echo(f"dataset {dataset.dataset_id}: {out} ({len(dataset.wheels)} wheels, {size:.1f} MB)")
+    typer.echo(f"kernel: {meta.parent} (parameters: {parameters})")
+    typer.echo(f"next: kaggle datasets create -p {out}  (or: kaggle datasets version -p {out} -m MESSAGE)")
+    typer.echo(f"      kaggle kernels push -p {meta.parent}")

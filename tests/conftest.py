@@ -70,6 +70,20 @@ def tiny_weights(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_weights_dir(tiny_weights) -> Path:
+    """The folder of :func:`tiny_weights`: the weights file plus its manifest (the folder's default)."""
+    return tiny_weights.parent
+
+
+@pytest.fixture(scope="session")
+def demo_videos(tmp_path_factory) -> Path:
+    """The 4-video DFDC-style demo folder (real, fake, no face, corrupt) with its sample_submission.csv."""
+    from dfd_kit.demo import make_demo
+
+    return make_demo(tmp_path_factory.mktemp("demo") / "videos", frames_per_video=12)
+
+
+@pytest.fixture(scope="session")
 def predictor(tiny_weights):
     from dfd_kit.predict import Predictor
 
