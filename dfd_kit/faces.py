@@ -80,8 +80,10 @@ class FaceSampler:
         scale: detect on frames resized by this factor (0.5 halves 1080p to 960x540); frames are
             never shrunk below ``min_detect_side`` pixels on their long side.
         min_detect_side: long side, in pixels, under which frames are not downscaled further.
-        min_face_size: smallest face to look for, in full-resolution pixels.
-        thresholds: MTCNN's three stage thresholds.
+        min_face_size: smallest face to look for, in full-resolution pixels (80 halves detection
+            time against 40 at 1080p; faces in the DFDC, FF++ and DFD clips measured 136 px or more).
+        thresholds: MTCNN's three stage thresholds (stricter than facenet-pytorch's 0.6/0.7/0.7:
+            fewer candidate boxes to resize and score, the same faces found on the real clips).
         factor: MTCNN's image-pyramid factor.
         min_prob: faces below this detection probability are dropped.
         max_faces: most faces kept per frame (highest probability first).
@@ -95,8 +97,8 @@ class FaceSampler:
         margin: float = 0.3,
         scale: float = 0.5,
         min_detect_side: int = 640,
-        min_face_size: int = 40,
-        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+        min_face_size: int = 80,
+        thresholds: tuple[float, float, float] = (0.7, 0.8, 0.9),
         factor: float = 0.709,
         min_prob: float = 0.9,
         max_faces: int = 4,

@@ -1,11 +1,12 @@
 """Video → row: the inference path, readable top to bottom.
 
-One video (:meth:`Predictor.predict_video`)::
+One video (:meth:`Predictor.predict_video` = :class:`FaceFinder` then :meth:`Predictor.score`)::
 
-    frames = decoder.read(path, Sampling(n_frames))    # uint8 [T, H, W, 3] RGB      (decode.py)
-    faces  = face_sampler(frames)                       # uint8 [K, S, S, 3] crops    (faces.py)
-    scores = classifier.predict(faces.crops)            # float32 [K], P(FAKE)        (models.py)
-    label  = aggregate(scores, rule, clip)              # float in [clip]             (aggregate.py)
+    frames = decoder.read(path, Sampling(n_frames))      # uint8 [T, H, W, 3] RGB      (decode.py)
+    boxes  = sampler.select(sampler.detect(frames))       # [T] x float32 [n_t, 5]      (faces.py)
+    faces  = sampler.crop(frames, boxes)                  # uint8 [K, S, S, 3] crops
+    scores = classifier.predict(faces.crops)              # float32 [K], P(FAKE)        (models.py)
+    label  = aggregate(scores, rule, clip)                # float in [clip]             (aggregate.py)
 
 A folder (:func:`predict_folder`): one row per expected video, always. Decoding and face detection
 of video k+1 run in a worker process (:mod:`dfd_kit.worker`) while video k is classified; a video
@@ -33,7 +34,7 @@ from .aggregate import aggregate
 from .budget import TimeBudget
 from .decode import Sampling, make_decoder
 from .device import resolve_device
-from .errors import DFDError, InputError
+from .errors import DFDError, InputError, NoFaceError
 from .faces import Faces, FaceSampler
 from .models import PRECISIONS, Classifier, ModelConfig
 from .submission import SubmissionWriter, list_videos, read_sample_submission
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Predictor", "VideoResult", "Summary", "predict_folder", "default_precision"]
 
-STAGES = ("decode", "detect", "classify", "aggregate")
+STAGES = ("decode", "detect", "crop", "classify", "aggregate")
 
 
 def default_precision(device: str) -> str:
@@ -83,12 +84,17 @@ class FaceFinder:
 
     def __call__(self, path: str | Path, n_frames: int, policy: str = "even") -> FoundFaces:
         """Faces of one video. Raises :class:`~dfd_kit.errors.DecodeError` or :class:`~dfd_kit.errors.NoFaceError`."""
+        sampler = self.face_sampler
         t0 = time.perf_counter()
         frames = self.decoder.read(path, Sampling(n_frames, policy))
         t1 = time.perf_counter()
-        faces = self.face_sampler(frames)
+        boxes = sampler.select(sampler.detect(frames.frames))
         t2 = time.perf_counter()
-        return FoundFaces(faces, len(frames), {"decode": t1 - t0, "detect": t2 - t1})
+        faces = sampler.crop(frames.frames, boxes)
+        t3 = time.perf_counter()
+        if not len(faces):
+            raise NoFaceError(f"no face with prob >= {sampler.min_prob} in {len(frames)} frames")
+        return FoundFaces(faces, len(frames), {"decode": t1 - t0, "detect": t2 - t1, "crop": t3 - t2})
 
 
 @dataclass
