@@ -172,14 +172,9 @@ class PyAVDecoder:
         _check_file(path)
         try:
             with av.open(str(path)) as container:
-                if not container.streams.video:
-                    raise DecodeError(f"pyav: {path.name} has no video stream")
-                stream = container.streams.video[0]
-                n_total = int(stream.frames or 0)
-                if n_total <= 0:
-                    n_total = sum(1 for p in container.demux(stream) if p.size)
+                stream, n_total, fps = _video_stream(container, path)
+                if not stream.frames:  # counted by demuxing: rewind
                     container.seek(0)
-                fps = float(stream.average_rate or 0.0)
                 indices = _resolve(select, n_total)
                 if not len(indices):
                     raise DecodeError(f"pyav: {path.name} has no frames")
@@ -250,19 +245,28 @@ class DALIDecoder:
         return Frames(frames, indices[: len(frames)], fps, n_total, self.name)
 
 
+def _video_stream(container, path: Path):
+    """The first video stream of an open PyAV container, its frame count and fps.
+
+    The count comes from the header, or from demuxing (no decoding) when the header has none.
+    """
+    if not container.streams.video:
+        raise DecodeError(f"pyav: {path.name} has no video stream")
+    stream = container.streams.video[0]
+    n_total = int(stream.frames or 0)
+    if n_total <= 0:
+        n_total = sum(1 for p in container.demux(stream) if p.size)
+    return stream, n_total, float(stream.average_rate or 0.0)
+
+
 def _container_count(path: Path) -> tuple[int, float]:
-    """Frame count and fps from the container header (PyAV, no decoding)."""
+    """Frame count and fps from the container (PyAV, no decoding)."""
     import av
 
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise DecodeError(f"{path.name} has no video stream")
-            stream = container.streams.video[0]
-            n_total = int(stream.frames or 0)
-            if n_total <= 0:
-                n_total = sum(1 for p in container.demux(stream) if p.size)
-            return n_total, float(stream.average_rate or 0.0)
+            _, n_total, fps = _video_stream(container, path)
+            return n_total, fps
     except (av.error.FFmpegError, OSError, ValueError) as err:
         raise DecodeError(f"cannot open {path.name}: {err}") from err
 
