@@ -183,3 +183,28 @@ def train(
     command = "dfd " + shlex.join(sys.argv[1:])
     state = run_training(table, out, run_dir, settings, command=command)
     typer.echo(f"best epoch {state['best_epoch']}: {state['metrics']}; weights: {out}")
+
+
+@app.command()
+def evaluate(
+    submission: Path = typer.Argument(..., help="submission.csv (filename,label with label = P(FAKE))."),
+    metadata: Path = typer.Argument(..., help="DFDC metadata.json with the true labels."),
+    plot: Optional[Path] = typer.Option(None, help="PNG with the ROC curve and score histograms (default: SUBMISSION with .png)."),
+    per_video: bool = typer.Option(False, "--per-video", help="Also print every video's score and label."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Log loss, ROC AUC and accuracy of SUBMISSION against METADATA, beside the constant-prior baseline."""
+    _setup_logging(verbose)
+    from .errors import DFDError
+    from .evaluate import evaluate as run_evaluation
+
+    plot = plot or submission.with_suffix(".png")
+    try:
+        result, table = run_evaluation(submission, metadata, plot)
+    except DFDError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from err
+    typer.echo(result.report())
+    if per_video:
+        typer.echo(table.assign(label=table["y"].map({0: "REAL", 1: "FAKE"})).drop(columns="y").to_string(index=False))
+    typer.echo(f"plot: {plot}")
