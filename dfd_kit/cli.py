@@ -162,3 +162,114 @@ def bundle(
     typer.echo(f"kernel: {meta.parent} (parameters: {parameters})")
     typer.echo(f"next: kaggle datasets create -p {out}  (or: kaggle datasets version -p {out} -m MESSAGE)")
     typer.echo(f"      kaggle kernels push -p {meta.parent}")
+
+
+# --- training path: extract, split, train, evaluate -------------------------------------------------
+
+
+@app.command()
+def extract(
+    folders: list[Path] = typer.Argument(..., help="DFDC folders (videos + metadata.json), or photo folders with --photos."),
+    out: Path = typer.Option(..., "--out", "-o", help="Extraction folder: crops/, parts/, faces.parquet, videos.parquet."),
+    config: str = typer.Option("xception", help="Model config whose input size and margin the crops follow."),
+    frames: int = typer.Option(17, help="Frames sampled per video."),
+    policy: str = typer.Option("even", help="Frame sampling policy."),
+    photos: bool = typer.Option(False, help="FOLDERS hold real face photos: one-frame videos, REAL, identity = stem up to '_'."),
+    photo_side: int = typer.Option(720, help="Long side, in pixels, photos are resized to before detection."),
+    workers: int = typer.Option(2, help="Worker processes (0: in this process)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Cut the faces of every video (as inference does) into OUT, resumably; write the metadata table."""
+    _setup_logging(verbose)
+    from .errors import DFDError
+    from .extract import ExtractSettings, extract_folders
+    from .models import get_config
+
+    cfg = get_config(config)
+    settings = ExtractSettings(image_size=cfg.input_size, margin=cfg.margin, frames=frames, policy=policy, photo_side=photo_side)
+    try:
+        faces, videos = extract_folders(folders, out, settings, photos=photos, workers=workers)
+    except DFDError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from err
+    failed = videos[videos["status"] != "ok"]
+    typer.echo(f"{len(faces)} faces from {len(videos) - len(failed)} videos in {out / 'faces.parquet'}; {len(failed)} failed")
+    for row in failed.itertuples():
+        typer.echo(f"  {row.folder}/{row.video}: {row.error}")
+
+
+@app.command()
+def split(
+    table: Path = typer.Argument(..., help="faces.parquet (or videos.parquet) from `dfd extract`."),
+    val_fraction: float = typer.Option(0.2, help="Share of groups (an original and its fakes) for validation."),
+    seed: int = typer.Option(0, help="Seed of the group shuffle."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Add `group` and `split` (train/val) columns to TABLE, keeping every fake with its original."""
+    _setup_logging(verbose)
+    from .split import split_file
+
+    out = split_file(table, val_fraction, seed)
+    counts = out.groupby("split").agg(rows=("video", "size"), groups=("group", "nunique"))
+    typer.echo(counts.to_string())
+
+
+@app.command()
+def train(
+    table: Path = typer.Argument(..., help="Split faces.parquet from `dfd extract` + `dfd split`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Best weights (.weights.h5); its folder's manifest.json is updated."),
+    run_dir: Path = typer.Option(Path("runs/train"), help="Backup, state, log.csv, TensorBoard; an unfinished run here resumes."),
+    config: str = typer.Option("xception", help="Model config (must match the extraction's crop size and margin)."),
+    epochs: int = typer.Option(30, help="Most epochs."),
+    steps_per_epoch: int = typer.Option(200, help="Batches per epoch."),
+    batch_size: int = typer.Option(32, help="Crops per batch."),
+    learning_rate: float = typer.Option(5e-4, help="Peak learning rate (warm-up, then cosine decay)."),
+    warmup_steps: int = typer.Option(100, help="Linear warm-up steps."),
+    sbi: str = typer.Option("mix", help="Pseudo-fakes by self-blending: off | mix | only."),
+    sbi_fraction: float = typer.Option(0.5, help="With --sbi mix: share of fakes that are self-blended."),
+    patience: int = typer.Option(5, help="Epochs without a better video-level val log loss before stopping."),
+    val_augment: bool = typer.Option(False, help="Degrade validation crops like training ones (fixed seeds)."),
+    seed: int = typer.Option(0, help="Seed of initialisation, data order, pseudo-fakes and augmentation."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Train the classifier on TABLE; keep the epoch with the best video-level validation log loss."""
+    _setup_logging(verbose)
+    import shlex
+    import sys
+
+    from .train import TrainSettings
+    from .train import train as run_training
+
+    settings = TrainSettings(
+        config=config, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, learning_rate=learning_rate,
+        warmup_steps=warmup_steps, sbi=sbi, sbi_fraction=sbi_fraction, patience=patience, val_augment=val_augment, seed=seed,
+    )  # fmt: skip
+    command = "dfd " + shlex.join(sys.argv[1:])
+    state = run_training(table, out, run_dir, settings, command=command)
+    typer.echo(f"best epoch {state['best_epoch']}: {state['metrics']}; weights: {out}")
+
+
+@app.command()
+def evaluate(
+    submission: Path = typer.Argument(..., help="submission.csv (filename,label with label = P(FAKE))."),
+    metadata: Path = typer.Argument(..., help="DFDC metadata.json with the true labels."),
+    plot: Optional[Path] = typer.Option(None, help="PNG with the ROC curve and score histograms (default: SUBMISSION with .png)."),
+    per_video: bool = typer.Option(False, "--per-video", help="Also print every video's score and label."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Log loss, ROC AUC and accuracy of SUBMISSION against METADATA, beside the constant-prior baseline."""
+    _setup_logging(verbose)
+    from .errors import DFDError
+    from .evaluate import evaluate as run_evaluation
+
+    plot = plot or submission.with_suffix(".png")
+    try:
+        result, table = run_evaluation(submission, metadata, plot)
+    except DFDError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from err
+    typer.echo(result.report())
+    if per_video:
+        typer.echo(table.assign(label=table["y"].map({0: "REAL", 1: "FAKE"})).drop(columns="y").to_string(index=False))
+    typer.echo(f"plot: {plot}")
+

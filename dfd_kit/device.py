@@ -10,7 +10,7 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 def cuda_available() -> bool:
-    """True when torch sees a CUDA device."""
+    """True when torch sees a CUDA device (torch is imported first: see :func:`import_tensorflow`)."""
     import torch
 
     return bool(torch.cuda.is_available())
@@ -30,13 +30,13 @@ def resolve_device(device: str = "auto") -> str:
 def import_tensorflow():
     """Import TensorFlow the safe way and return the module.
 
-    torch and torchvision are imported first: importing TensorFlow before torchvision in one process
-    has segfaulted.
+    torch and torchvision are imported first: importing TensorFlow before torchvision (which
+    facenet-pytorch loads) in one process has segfaulted, even with torch already loaded.
     GPU memory growth is switched on before anything allocates, so TF shares the GPU with torch
     and DALI instead of taking all of it.
     """
     import torch  # noqa: F401  (must load before TensorFlow)
-    import torchvision  # noqa: F401  (likewise)
+    import torchvision  # noqa: F401  (must load before TensorFlow)
     import tensorflow as tf
 
     for gpu in tf.config.list_physical_devices("GPU"):

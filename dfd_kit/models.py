@@ -71,6 +71,7 @@ def register_model(config: ModelConfig) -> ModelConfig:
 register_model(ModelConfig("xception", input_size=299))
 register_model(ModelConfig("xception_224", input_size=224))
 register_model(ModelConfig("xception_160", input_size=160))
+register_model(ModelConfig("xception_128", input_size=128))
 register_model(ModelConfig("xception_96", input_size=96))
 
 

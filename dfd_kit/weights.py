@@ -127,6 +127,9 @@ def resolve_weights(weights: str | Path | None = None, config: str | ModelConfig
 def save_weights(model, path: str | Path, config: ModelConfig, default: bool = True, **meta) -> Path:
     """Save ``model``'s weights with float16 storage and record them in the folder's manifest.
 
+    Only the model's variables are kept: a compiled model's optimizer state (which would triple
+    the file) is dropped.
+
     Args:
         model: a Keras model built for ``config``.
         path: target ``*.weights.h5`` file.
@@ -145,6 +148,8 @@ def save_weights(model, path: str | Path, config: ModelConfig, default: bool = T
     with h5py.File(tmp, "r") as src, h5py.File(half, "w") as dst:
 
         def copy(name, obj):
+            if name.split("/")[0] == "optimizer":  # training state, not needed (nor wanted) at inference
+                return
             if isinstance(obj, h5py.Dataset):
                 data = obj[()]
                 if data.dtype == np.float32:

@@ -1,0 +1,94 @@
+"""Training augmentation towards real video frames, as TensorFlow ops for a ``tf.data`` pipeline.
+
+:func:`augment` is a pure function of an image and a stateless seed: the same ``(image, seed)``
+gives the same output, so a validation set can be degraded reproducibly with fixed seeds and the
+training stream is reproducible from the run's seed. In order:
+
+1. geometry: horizontal flip, scale (0.9–1.1), rotation (±8°), shift (±4 %), mirrored borders;
+2. colour: brightness, contrast, saturation, hue;
+3. resolution: with probability 0.5, down to 40–90 % of the side and back up (small faces);
+4. blur: with probability 0.3, a Gaussian of sigma 0.3–1.5 px;
+5. compression: with probability 0.8, JPEG at quality 30–95 (DFDC/FF++ frames are H.264-compressed).
+
+Every step is applied to REAL and FAKE crops alike, so none of them is a cue for the label.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .device import import_tensorflow
+
+__all__ = ["augment"]
+
+
+def _uniform(seed, low: float, high: float):
+    tf = import_tensorflow()
+    return tf.random.stateless_uniform([], seed, low, high)
+
+
+def _geometry(image, seed, size: int):
+    tf = import_tensorflow()
+    seeds = tf.random.split(seed, 5)
+    image = tf.image.stateless_random_flip_left_right(image, seeds[0])
+    scale = _uniform(seeds[1], 0.9, 1.1)
+    angle = _uniform(seeds[2], -8.0, 8.0) * math.pi / 180.0
+    shift = tf.random.stateless_uniform([2], seeds[3], -0.04, 0.04) * size
+    c = (size - 1) / 2.0
+    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+    # output pixel (x, y) samples input (a0 x + a1 y + a2, b0 x + b1 y + b2): rotate/scale about the centre
+    a2 = c - cos * c + sin * c - shift[0]
+    b2 = c - sin * c - cos * c - shift[1]
+    transform = tf.stack([cos, -sin, a2, sin, cos, b2, 0.0, 0.0])[None]
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None], transforms=transform, output_shape=[size, size], fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT"
+    )[0]
+
+
+def _blur(image, sigma):
+    tf = import_tensorflow()
+    x = tf.range(-3, 4, dtype=tf.float32)
+    k = tf.exp(-(x**2) / (2.0 * sigma**2))
+    k = k / tf.reduce_sum(k)
+    kernel_h = tf.tile(tf.reshape(k, [1, 7, 1, 1]), [1, 1, 3, 1])
+    kernel_v = tf.tile(tf.reshape(k, [7, 1, 1, 1]), [1, 1, 3, 1])
+    padded = tf.pad(image[None], [[0, 0], [3, 3], [3, 3], [0, 0]], mode="REFLECT")
+    out = tf.nn.depthwise_conv2d(padded, kernel_h, [1, 1, 1, 1], "VALID")
+    return tf.nn.depthwise_conv2d(out, kernel_v, [1, 1, 1, 1], "VALID")[0]
+
+
+def augment(image, seed):
+    """Degrade a face crop the way video frames are degraded.
+
+    Args:
+        image: uint8 ``[S, S, 3]`` RGB tensor (``S`` static).
+        seed: int ``[2]`` stateless seed.
+
+    Returns:
+        uint8 ``[S, S, 3]`` RGB tensor.
+    """
+    tf = import_tensorflow()
+    size = int(image.shape[0])
+    seeds = tf.random.split(tf.cast(seed, tf.int64), 11)
+    x = _geometry(tf.cast(image, tf.float32) / 255.0, seeds[0], size)
+    x = tf.image.stateless_random_brightness(x, 0.08, seeds[1])
+    x = tf.image.stateless_random_contrast(x, 0.8, 1.2, seeds[2])
+    x = tf.image.stateless_random_saturation(x, 0.8, 1.2, seeds[3])
+    x = tf.image.stateless_random_hue(x, 0.03, seeds[4])
+    x = tf.clip_by_value(x, 0.0, 1.0)
+
+    def low_res():
+        small = tf.cast(tf.round(size * _uniform(seeds[6], 0.4, 0.9)), tf.int32)
+        down = tf.image.resize(x, tf.stack([small, small]), method="area")
+        return tf.image.resize(down, [size, size], method="bilinear")
+
+    x = tf.cond(_uniform(seeds[5], 0.0, 1.0) < 0.5, low_res, lambda: x)
+    x = tf.cond(_uniform(seeds[7], 0.0, 1.0) < 0.3, lambda: _blur(x, _uniform(seeds[8], 0.3, 1.5)), lambda: x)
+    x = tf.clip_by_value(x, 0.0, 1.0)
+    x = tf.cond(
+        _uniform(seeds[9], 0.0, 1.0) < 0.8,
+        lambda: tf.image.stateless_random_jpeg_quality(x, 30, 95, seeds[10]),
+        lambda: x,
+    )
+    x = tf.ensure_shape(x, [size, size, 3])
+    return tf.cast(tf.round(tf.clip_by_value(x, 0.0, 1.0) * 255.0), tf.uint8)

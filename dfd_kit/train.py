@@ -1,0 +1,406 @@
+"""Train the face classifier from an extracted, split faces table (see :mod:`dfd_kit.extract`, :mod:`dfd_kit.split`).
+
+The run, top to bottom (:func:`train`)::
+
+    table  = read_table(faces.parquet)                 # one row per face crop, with split
+    train  = train_dataset(table[split == train])      # tf.data: JPEG → pseudo-fakes → augment → batch
+    val    = validation_set(table[split == val])       # fixed crops, pseudo-fakes made with fixed seeds
+    model  = build_xception(config) in choose_strategy().scope()
+    model.fit(train, callbacks=[BackupAndRestore, VideoCheckpoint, CSVLogger, TensorBoard])
+
+- **Balanced sampling** handles the class imbalance (DFDC is ~84 % FAKE): every batch draws REAL
+  and FAKE crops with probability 1/2 each, whatever the counts in the table.
+- **Pseudo-fakes** (``sbi``): ``"off"`` uses the table's FAKE crops only; ``"only"`` uses self-blended
+  REAL crops only (:mod:`dfd_kit.selfblend`; how the default weights are trained, with no fakes at
+  hand); ``"mix"`` draws a fake from either, a share ``sbi_fraction`` of them self-blended.
+- **Model selection** is by video-level validation log loss: the scores of a video's faces are
+  averaged and clipped as inference does (:func:`dfd_kit.aggregate.aggregate`), then scored with
+  scikit-learn. The best epoch is saved with :func:`dfd_kit.weights.save_weights` (fp16, manifest).
+  Training stops after ``patience`` epochs without improvement.
+- **Resumable**: ``keras.callbacks.BackupAndRestore`` keeps the model, optimizer and epoch in
+  ``run_dir/backup`` after every epoch, and :class:`VideoCheckpoint` keeps its best score and
+  patience count in ``run_dir/state.json``; running the same command again continues an
+  interrupted run from its last finished epoch (the data stream restarts from its seed).
+- Logs: ``run_dir/log.csv`` (one row per epoch) and, when the ``tensorboard`` package is installed,
+  TensorBoard events in ``run_dir/tensorboard``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .aggregate import aggregate
+from .device import import_tensorflow
+from .models import ModelConfig, build_xception, get_config, preprocess_input
+from .selfblend import box_in_crop, self_blend_seeded
+from .weights import save_weights
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "TrainSettings",
+    "SBI_MODES",
+    "choose_strategy",
+    "read_table",
+    "crop_boxes",
+    "train_dataset",
+    "validation_set",
+    "video_metrics",
+    "VideoCheckpoint",
+    "train",
+]
+
+SBI_MODES = ("off", "mix", "only")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything a training run depends on (written into the weights manifest).
+
+    Attributes:
+        config: registered model config (input size, margin, dropout).
+        epochs: most epochs to run.
+        steps_per_epoch: batches per epoch (the input stream repeats forever).
+        batch_size: crops per batch (global, over all replicas).
+        learning_rate: peak learning rate (AdamW), reached after ``warmup_steps``, then cosine decay
+            to zero over ``epochs * steps_per_epoch`` steps.
+        warmup_steps: linear warm-up steps.
+        weight_decay: AdamW weight decay.
+        sbi: pseudo-fake mode, one of :data:`SBI_MODES`.
+        sbi_fraction: with ``sbi="mix"``, the share of fakes that are self-blended.
+        patience: epochs without a better video-level validation log loss before stopping.
+        val_augment: degrade the validation crops with the training augmentation (fixed seeds), so
+            that model selection sees video-like crops (useful when the crops are clean photos).
+        clip: video probability clip used for the validation log loss (as inference).
+        seed: seed of initialisation, data order, pseudo-fakes and augmentation.
+    """
+
+    config: str = "xception"
+    epochs: int = 30
+    steps_per_epoch: int = 200
+    batch_size: int = 32
+    learning_rate: float = 5e-4
+    warmup_steps: int = 100
+    weight_decay: float = 1e-4
+    sbi: str = "mix"
+    sbi_fraction: float = 0.5
+    patience: int = 5
+    val_augment: bool = False
+    clip: tuple[float, float] = (0.01, 0.99)
+    seed: int = 0
+
+
+def choose_strategy():
+    """The ``tf.distribute`` strategy for the devices present.
+
+    ``MirroredStrategy`` over all GPUs when there are several, ``OneDeviceStrategy`` on the one GPU,
+    else TensorFlow's default strategy (CPU).
+    """
+    tf = import_tensorflow()
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        strategy = tf.distribute.MirroredStrategy([g.name for g in gpus])
+    elif gpus:
+        strategy = tf.distribute.OneDeviceStrategy(gpus[0].name)
+    else:
+        strategy = tf.distribute.get_strategy()
+    log.info("strategy: %s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync)
+    return strategy
+
+
+def read_table(path: str | Path) -> tuple[pd.DataFrame, Path]:
+    """A split faces table and the folder its ``path`` column is relative to."""
+    path = Path(path)
+    table = pd.read_parquet(path)
+    missing = {"split", "label", "path"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{path} lacks columns {sorted(missing)}: run extraction, then split")
+    return table, path.parent
+
+
+def crop_boxes(table: pd.DataFrame, size: int) -> np.ndarray:
+    """Each row's face box in the pixels of its ``size``-square crop: float32 ``[N, 4]``."""
+    return box_in_crop(
+        table[["x1", "y1", "x2", "y2"]].to_numpy(np.float32), table[["crop_x1", "crop_y1", "crop_x2", "crop_y2"]].to_numpy(np.float32), size
+    )
+
+
+def _load(root: Path, size: int):
+    """A tf.data map: relative JPEG path → uint8 ``[size, size, 3]`` RGB."""
+    tf = import_tensorflow()
+    prefix = str(root) + os.sep
+
+    def load(path):
+        image = tf.io.decode_jpeg(tf.io.read_file(prefix + path), channels=3)
+        image = tf.round(tf.image.resize(image, [size, size], method="area"))
+        return tf.ensure_shape(tf.cast(image, tf.uint8), [size, size, 3])
+
+    return load
+
+
+def _blend(image, box, seed):
+    tf = import_tensorflow()
+    fake = tf.numpy_function(self_blend_seeded, [image, box, seed], tf.uint8, stateful=False)
+    return tf.ensure_shape(fake, image.shape)
+
+
+def _rows(table: pd.DataFrame, size: int):
+    tf = import_tensorflow()
+    return tf.data.Dataset.from_tensor_slices((table["path"].to_numpy(str), crop_boxes(table, size)))
+
+
+def train_dataset(table: pd.DataFrame, root: Path, size: int, settings: TrainSettings):
+    """The training stream: balanced REAL/FAKE, pseudo-fakes on the fly, augmented, batched.
+
+    Args:
+        table: training rows (``label`` REAL/FAKE, ``path`` relative to ``root``, boxes).
+        root: folder of the crops.
+        size: model input size in pixels.
+        settings: batch size, pseudo-fake mode and seed.
+
+    Returns:
+        ``tf.data.Dataset`` of ``(float32 [B, size, size, 3] in [-1, 1], float32 [B, 1])``, infinite.
+    """
+    from .augment import augment
+
+    tf = import_tensorflow()
+    if settings.sbi not in SBI_MODES:
+        raise ValueError(f"sbi must be one of {SBI_MODES}, got {settings.sbi!r}")
+    reals, fakes = table[table["label"] == "REAL"], table[table["label"] == "FAKE"]
+    if reals.empty:
+        raise ValueError("no REAL rows to train on")
+    load, auto, seed = _load(root, size), tf.data.AUTOTUNE, settings.seed
+
+    def stream(rows: pd.DataFrame, offset: int):
+        ds = _rows(rows, size).shuffle(len(rows), seed=seed + offset, reshuffle_each_iteration=True).repeat()
+        return ds.map(lambda p, b: (load(p), b), num_parallel_calls=auto)
+
+    real_ds = stream(reals, 1).map(lambda image, box: image)
+    fake_sources, weights = [], []
+    if settings.sbi in ("mix", "only"):
+        numbered = tf.data.Dataset.zip(stream(reals, 2), tf.data.Dataset.random(seed=seed + 3))
+        fake_sources.append(numbered.map(lambda pair, k: _blend(pair[0], pair[1], k), num_parallel_calls=auto))
+        weights.append(settings.sbi_fraction if settings.sbi == "mix" and not fakes.empty else 1.0)
+    if settings.sbi in ("mix", "off") and not fakes.empty:
+        fake_sources.append(stream(fakes, 4).map(lambda image, box: image))
+        weights.append(1.0 - settings.sbi_fraction if settings.sbi == "mix" else 1.0)
+    if not fake_sources:
+        raise ValueError("no FAKE rows to train on: use sbi='mix' or 'only' to make pseudo-fakes")
+    fake_ds = fake_sources[0] if len(fake_sources) == 1 else tf.data.Dataset.sample_from_datasets(fake_sources, weights, seed=seed + 5)
+    real_xy = real_ds.map(lambda x: (x, 0.0))
+    fake_xy = fake_ds.map(lambda x: (x, 1.0))
+    labelled = tf.data.Dataset.sample_from_datasets([real_xy, fake_xy], [0.5, 0.5], seed=seed + 6)
+    seeds = tf.data.Dataset.random(seed=seed + 7).batch(2)
+    ds = tf.data.Dataset.zip(labelled, seeds).map(lambda xy, s: (augment(xy[0], s), xy[1]), num_parallel_calls=auto)
+    ds = ds.batch(settings.batch_size, drop_remainder=True)
+    return ds.map(lambda x, y: (preprocess_input(x), tf.reshape(y, [-1, 1])), num_parallel_calls=auto).prefetch(auto)
+
+
+def validation_set(table: pd.DataFrame, root: Path, size: int, settings: TrainSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fixed validation crops: the table's rows, plus a self-blended copy of every REAL row.
+
+    Pseudo-fakes (when ``settings.sbi`` is not ``"off"``) are made with seeds fixed by the row
+    order and count as their own video, ``<video>#sbi``. With ``settings.val_augment`` every crop is
+    degraded by :func:`dfd_kit.augment.augment` with a fixed seed.
+
+    Returns:
+        ``(crops, labels, videos)``: uint8 ``[N, size, size, 3]``, float32 ``[N]`` (1 = FAKE) and
+        str ``[N]`` video keys (``folder/video``) to average faces over.
+    """
+    tf = import_tensorflow()
+    load = _load(root, size)
+    crops = np.stack([load(p).numpy() for p in table["path"]]) if len(table) else np.zeros((0, size, size, 3), np.uint8)
+    labels = (table["label"] == "FAKE").to_numpy(np.float32)
+    videos = (table["folder"].astype(str) + "/" + table["video"].astype(str)).to_numpy(str)
+    if settings.sbi != "off":
+        real = (table["label"] == "REAL").to_numpy()
+        boxes = crop_boxes(table[real], size)
+        blended = [self_blend_seeded(c, b, [settings.seed, 1_000_003, i]) for i, (c, b) in enumerate(zip(crops[real], boxes))]
+        if blended:
+            crops = np.concatenate([crops, np.stack(blended)])
+            labels = np.concatenate([labels, np.ones(len(blended), np.float32)])
+            videos = np.concatenate([videos, np.char.add(videos[real], "#sbi")])
+    if settings.val_augment and len(crops):
+        from .augment import augment
+
+        crops = np.stack([augment(tf.constant(c), tf.constant([settings.seed + 2_000_003, i], tf.int64)).numpy() for i, c in enumerate(crops)])
+    return crops, labels, videos
+
+
+def video_metrics(scores: np.ndarray, labels: np.ndarray, videos: np.ndarray, clip: tuple[float, float] = (0.01, 0.99)) -> dict[str, float]:
+    """Video-level metrics: face scores averaged per video and clipped, as :mod:`dfd_kit.predict` does.
+
+    Args:
+        scores: float ``[N]`` face P(FAKE).
+        labels: float ``[N]`` face labels (1 = FAKE); constant within a video.
+        videos: ``[N]`` video keys.
+        clip: bounds of the video probability.
+
+    Returns:
+        ``{"video_log_loss", "video_auc", "video_accuracy", "videos"}`` (AUC is NaN with one class).
+    """
+    from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+
+    frame = pd.DataFrame({"video": videos, "score": scores, "label": labels})
+    per_video = frame.groupby("video", sort=True).agg(label=("label", "first"), p=("score", lambda s: aggregate(s.to_numpy(), "mean", clip)))
+    y, p = per_video["label"].to_numpy(), per_video["p"].to_numpy()
+    auc = float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
+    return {
+        "video_log_loss": float(log_loss(y, p, labels=[0, 1])),
+        "video_auc": auc,
+        "video_accuracy": float(accuracy_score(y, p >= 0.5)),
+        "videos": int(len(per_video)),
+    }
+
+
+def _callback_base():
+    import_tensorflow()
+    import keras
+
+    return keras.callbacks.Callback
+
+
+class VideoCheckpoint(_callback_base()):
+    """After each epoch: video-level validation metrics, the best weights saved, early stopping.
+
+    The metrics go into the epoch's logs as ``val_video_log_loss``, ``val_video_auc`` and
+    ``val_video_accuracy`` (so CSVLogger and TensorBoard record them; list this callback before
+    them). The best score, its epoch and the epochs since are kept in ``state_path`` so that a
+    resumed run goes on where it stopped.
+
+    Args:
+        crops, labels, videos: the validation set (:func:`validation_set`).
+        out: the ``.weights.h5`` file the best weights are saved to (fp16, with a manifest entry).
+        config: the model config, written into the manifest.
+        state_path: JSON file holding the callback's state.
+        patience: epochs without improvement before ``model.stop_training`` is set.
+        clip: video probability clip (as inference).
+        batch_size: crops per forward pass.
+        manifest: extra manifest fields (``training``, ``command`` ...).
+        resume: load the state from ``state_path`` (else start afresh).
+    """
+
+    def __init__(self, crops, labels, videos, out: Path, config: ModelConfig, state_path: Path, patience: int,
+                 clip: tuple[float, float], batch_size: int, manifest: dict, resume: bool) -> None:  # fmt: skip
+        super().__init__()
+        self.crops, self.labels, self.videos = crops, labels, videos
+        self.out, self.config, self.state_path = Path(out), config, Path(state_path)
+        self.patience, self.clip, self.batch_size, self.manifest = patience, clip, batch_size, manifest
+        self.state = {"best": None, "best_epoch": None, "wait": 0, "metrics": {}}
+        if resume and self.state_path.is_file():
+            self.state = json.loads(self.state_path.read_text())
+            log.info("resuming: best video log loss %s at epoch %s", self.state["best"], self.state["best_epoch"])
+
+    def scores(self) -> np.ndarray:
+        """The model's face scores on the validation crops: float32 ``[N]``."""
+        tf = import_tensorflow()
+        ds = tf.data.Dataset.from_tensor_slices(self.crops).batch(self.batch_size).map(preprocess_input)
+        return self.model.predict(ds, verbose=0).reshape(-1).astype(np.float32)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs if logs is not None else {}
+        metrics = video_metrics(self.scores(), self.labels, self.videos, self.clip)
+        logs.update({f"val_{k}": v for k, v in metrics.items() if k != "videos"})
+        loss = metrics["video_log_loss"]
+        if self.state["best"] is None or loss < self.state["best"]:
+            self.state.update(best=loss, best_epoch=epoch + 1, wait=0, metrics=metrics)
+            save_weights(self.model, self.out, self.config, trained=True, epoch=epoch + 1, metrics={"validation": metrics}, **self.manifest)
+            log.info("epoch %d: video log loss %.4f (AUC %.3f): best so far, saved %s", epoch + 1, loss, metrics["video_auc"], self.out)
+        else:
+            self.state["wait"] += 1
+            log.info("epoch %d: video log loss %.4f, best %.4f at epoch %d", epoch + 1, loss, self.state["best"], self.state["best_epoch"])
+            if self.state["wait"] >= self.patience:
+                log.info("early stop: no better video log loss for %d epochs", self.patience)
+                self.model.stop_training = True
+        tmp = self.state_path.with_name(self.state_path.name + ".partial")
+        tmp.write_text(json.dumps(self.state, indent=1))
+        os.replace(tmp, self.state_path)
+
+
+def train(table_path: str | Path, out: str | Path, run_dir: str | Path, settings: TrainSettings, command: str | None = None, progress: bool = True) -> dict:
+    """Train (or resume training) and save the best weights to ``out``.
+
+    Args:
+        table_path: the split faces table (``faces.parquet``).
+        out: ``.weights.h5`` path for the best weights; its folder's ``manifest.json`` gets an entry
+            (config, training settings and data, validation metrics, command, sha256) and the
+            file becomes its default.
+        run_dir: folder for the backup, the state, ``log.csv`` and TensorBoard events; an
+            unfinished run there is resumed.
+        settings: see :class:`TrainSettings`.
+        command: the command line, recorded in the manifest.
+        progress: Keras progress bars.
+
+    Returns:
+        The callback state: ``{"best", "best_epoch", "wait", "metrics"}``.
+    """
+    tf = import_tensorflow()
+    import keras
+
+    cfg = get_config(settings.config)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    backup = run_dir / "backup"
+    resume = backup.is_dir()
+    table, root = read_table(table_path)
+    train_rows, val_rows = table[table["split"] == "train"], table[table["split"] == "val"]
+    if val_rows.empty:
+        raise ValueError("the validation split is empty: model selection needs validation videos")
+    size = cfg.input_size
+    keras.utils.set_random_seed(settings.seed)
+    crops, labels, videos = validation_set(val_rows, root, size, settings)
+    log.info(
+        "train: %d crops (%d REAL, %d FAKE), val: %d crops of %d videos; sbi=%s; %s",
+        len(train_rows), int((train_rows["label"] == "REAL").sum()), int((train_rows["label"] == "FAKE").sum()),
+        len(crops), len(set(videos)), settings.sbi, "resuming" if resume else "new run",
+    )  # fmt: skip
+    strategy = choose_strategy()
+    precision = "mixed_float16" if tf.config.list_logical_devices("GPU") else "float32"
+    with strategy.scope():
+        model = build_xception(size, cfg.dropout, precision)
+        total = settings.epochs * settings.steps_per_epoch
+        warmup = min(settings.warmup_steps, total - 1)
+        schedule = keras.optimizers.schedules.CosineDecay(0.0, total - warmup, warmup_target=settings.learning_rate, warmup_steps=warmup)
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=settings.weight_decay)
+        if precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.BinaryCrossentropy(),
+            metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")],
+        )
+    manifest = {
+        "training": {
+            "settings": asdict(settings),
+            "data": {
+                "table": str(Path(table_path).resolve()),
+                "folders": sorted(table["folder"].astype(str).unique()),
+                "train_crops": int(len(train_rows)),
+                "train_groups": int(train_rows["group"].nunique()) if "group" in train_rows else None,
+                "val_crops": int(len(crops)),
+                "val_videos": int(len(set(videos))),
+            },
+        },
+        "command": command,
+    }
+    checkpoint = VideoCheckpoint(
+        crops, labels, videos, Path(out), cfg, run_dir / "state.json", settings.patience, settings.clip, settings.batch_size, manifest, resume
+    )
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup)),
+        checkpoint,
+        keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=resume),
+    ]
+    if importlib.util.find_spec("tensorboard") is not None:
+        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0))
+    ds = train_dataset(train_rows, root, size, settings)
+    model.fit(ds, epochs=settings.epochs, steps_per_epoch=settings.steps_per_epoch, callbacks=callbacks, verbose=1 if progress else 2)
+    return checkpoint.state

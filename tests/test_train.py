@@ -1,0 +1,165 @@
+"""extract → split → train (interrupted, then resumed) → predict → evaluate, end to end on generated videos.
+
+One small run (``xception_96``, a few steps of 8 crops, CPU) serves every test of this module: it is
+interrupted after its first epoch and resumed with the same call, as a user would after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from dfdc_folder import make_dfdc_folder
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+
+from dfd_kit.aggregate import aggregate
+from dfd_kit.device import import_tensorflow
+from dfd_kit.extract import ExtractSettings, extract_folders
+from dfd_kit.models import Classifier
+from dfd_kit.split import split_file
+from dfd_kit.train import TrainSettings, VideoCheckpoint, choose_strategy, read_table, train, train_dataset, validation_set
+from dfd_kit.evaluate import evaluate
+from dfd_kit.predict import predict_folder
+from dfd_kit.weights import resolve_weights
+
+SETTINGS = TrainSettings(config="xception_96", epochs=2, steps_per_epoch=2, batch_size=8, warmup_steps=1, sbi="mix", patience=5, seed=0)
+
+
+class Interrupted(Exception):
+    """Stands in for a crash or a kill between two epochs."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def eager():
+    """Run Keras' train and predict functions eagerly: for a few steps, tracing Xception costs more."""
+    tf = import_tensorflow()
+    tf.config.run_functions_eagerly(True)
+    yield
+    tf.config.run_functions_eagerly(False)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    return make_dfdc_folder(tmp_path_factory.mktemp("dfdc") / "part0", n_real=3, fakes_per_real=2, frames=8)
+
+
+@pytest.fixture(scope="module")
+def table_path(videos, tmp_path_factory):
+    out = tmp_path_factory.mktemp("faces")
+    extract_folders([videos], out, ExtractSettings(image_size=96, margin=0.3, frames=4), workers=0, progress=False)
+    split_file(out / "faces.parquet", val_fraction=0.34, seed=0)
+    return out / "faces.parquet"
+
+
+@pytest.fixture(scope="module")
+def run(table_path, tmp_path_factory):
+    """Train, interrupted at the start of epoch 2, then the same call again; record the epochs run."""
+    root = tmp_path_factory.mktemp("run")
+    out, run_dir = root / "weights" / "model.weights.h5", root / "run"
+    epochs_done: list[list[int]] = [[], []]
+    original_end, original_begin = VideoCheckpoint.on_epoch_end, VideoCheckpoint.on_epoch_begin
+    attempt = {"n": 0}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if attempt["n"] == 0 and epoch == 1:
+            raise Interrupted
+        original_begin(self, epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        original_end(self, epoch, logs)
+        epochs_done[attempt["n"]].append(epoch)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(VideoCheckpoint, "on_epoch_begin", on_epoch_begin)
+    mp.setattr(VideoCheckpoint, "on_epoch_end", on_epoch_end)
+    try:
+        with pytest.raises(Interrupted):
+            train(table_path, out, run_dir, SETTINGS, command="test", progress=False)
+        interrupted_state = json.loads((run_dir / "state.json").read_text())
+        backup_after_crash = (run_dir / "backup").is_dir()
+        attempt["n"] = 1
+        state = train(table_path, out, run_dir, SETTINGS, command="test", progress=False)
+    finally:
+        mp.undo()
+    return {"out": out, "run_dir": run_dir, "state": state, "epochs": epochs_done, "interrupted_state": interrupted_state, "backup_after_crash": backup_after_crash}
+
+
+def test_split_keeps_fakes_with_their_originals(table_path):
+    table = pd.read_parquet(table_path)
+    assert set(table["split"]) == {"train", "val"}
+    assert (table.groupby("group")["split"].nunique() == 1).all()
+    fakes = table[table["label"] == "FAKE"]
+    assert (fakes["group"] == fakes["original"]).all()
+    real_split = table[table["label"] == "REAL"].drop_duplicates("video").set_index("video")["split"]
+    assert (fakes["split"].to_numpy() == real_split.loc[fakes["original"]].to_numpy()).all()
+
+
+def test_training_stream_is_balanced_and_preprocessed(table_path):
+    table, root = read_table(table_path)
+    ds = train_dataset(table[table["split"] == "train"], root, 96, SETTINGS)
+    labels = []
+    for x, y in ds.take(6):
+        assert tuple(x.shape) == (8, 96, 96, 3) and tuple(y.shape) == (8, 1)
+        assert -1.0 <= float(np.min(x)) and float(np.max(x)) <= 1.0
+        labels.append(y.numpy().ravel())
+    share = np.concatenate(labels).mean()
+    assert 0.2 < share < 0.8  # 48 draws at p = 1/2
+
+
+def test_strategy_fits_the_devices():
+    strategy = choose_strategy()
+    assert strategy.num_replicas_in_sync >= 1
+
+
+def test_interrupted_run_resumes_where_it_stopped(run):
+    assert run["epochs"] == [[0], [1]]
+    assert run["backup_after_crash"], "the crash must leave a backup to resume from"
+    assert not (run["run_dir"] / "backup").exists(), "a finished run removes its backup"
+    log_csv = pd.read_csv(run["run_dir"] / "log.csv")
+    assert log_csv["epoch"].tolist() == [0, 1]
+    assert {"loss", "val_video_log_loss", "val_video_auc"} <= set(log_csv.columns)
+    before = run["interrupted_state"]
+    assert before["best_epoch"] == 1
+    assert run["state"]["best"] <= before["best"]  # carried over, only ever improved
+    assert run["state"]["best"] == pytest.approx(log_csv["val_video_log_loss"].min())
+
+
+def test_weights_and_manifest(run):
+    info = resolve_weights(run["out"])
+    assert info.trained and info.config.name == "xception_96"
+    entry = info.entry
+    assert entry["storage"] == "float16" and entry["epoch"] == run["state"]["best_epoch"] and entry["command"] == "test"
+    assert entry["training"]["settings"]["sbi"] == "mix"
+    assert entry["metrics"]["validation"]["video_log_loss"] == pytest.approx(run["state"]["best"])
+    assert json.loads((run["out"].parent / "manifest.json").read_text())["default"] == run["out"].name
+
+
+def test_checkpoint_metric_is_the_video_level_log_loss(run, table_path):
+    """Recompute the chosen epoch's validation loss from the saved weights: faces averaged per video."""
+    table, root = read_table(table_path)
+    crops, labels, videos = validation_set(table[table["split"] == "val"], root, 96, SETTINGS)
+    assert len(set(videos)) < len(videos), "several faces per video, so video and face level differ"
+    scores = Classifier("xception_96", run["out"]).predict(crops)
+    per_video = pd.DataFrame({"v": videos, "s": scores, "y": labels}).groupby("v").agg(
+        y=("y", "first"), p=("s", lambda s: aggregate(s.to_numpy(), "mean", (0.01, 0.99)))
+    )
+    expected = log_loss(per_video["y"], per_video["p"], labels=[0, 1])
+    assert run["state"]["best"] == pytest.approx(expected, abs=2e-3)  # fp16 storage of the weights
+
+
+def test_predict_then_evaluate_with_the_trained_weights(run, videos, tmp_path):
+    submission = tmp_path / "submission.csv"
+    summary = predict_folder(videos, submission, weights=run["out"], frames=4, device="cpu", precision="float32", progress=False)
+    assert summary.rows == 11 and set(summary.fallbacks) == {"noface.mp4", "corrupt.mp4"}
+    result, _ = evaluate(submission, videos / "metadata.json", tmp_path / "eval.png")
+    sub = pd.read_csv(submission).set_index("filename")["label"]
+    meta = json.loads((videos / "metadata.json").read_text())
+    y = np.array([meta[name]["label"] == "FAKE" for name in sub.index], int)
+    assert result.videos == 11
+    assert result.log_loss == pytest.approx(log_loss(y, sub.to_numpy()))
+    assert result.auc == pytest.approx(roc_auc_score(y, sub.to_numpy()))
+    assert result.accuracy == pytest.approx(accuracy_score(y, sub.to_numpy() >= 0.5))
+    assert result.prior_log_loss == pytest.approx(log_loss(y, np.full(len(y), y.mean())))
+    assert (tmp_path / "eval.png").stat().st_size > 0
