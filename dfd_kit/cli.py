@@ -177,6 +177,7 @@ def extract(
     photos: bool = typer.Option(False, help="FOLDERS hold real face photos: one-frame videos, REAL, identity = stem up to '_'."),
     photo_side: int = typer.Option(720, help="Long side, in pixels, photos are resized to before detection."),
     workers: int = typer.Option(2, help="Worker processes (0: in this process)."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Run on a Ray cluster at this address ('local' starts one here)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Cut the faces of every video (as inference does) into OUT, resumably; write the metadata table."""
@@ -188,7 +189,7 @@ def extract(
     cfg = get_config(config)
     settings = ExtractSettings(image_size=cfg.input_size, margin=cfg.margin, frames=frames, policy=policy, photo_side=photo_side)
     try:
-        faces, videos = extract_folders(folders, out, settings, photos=photos, workers=workers)
+        faces, videos = extract_folders(folders, out, settings, photos=photos, workers=workers, ray=ray)
     except DFDError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from err
@@ -230,6 +231,7 @@ def train(
     patience: int = typer.Option(5, help="Epochs without a better video-level val log loss before stopping."),
     val_augment: bool = typer.Option(False, help="Degrade validation crops like training ones (fixed seeds)."),
     seed: int = typer.Option(0, help="Seed of initialisation, data order, pseudo-fakes and augmentation."),
+    data_input: str = typer.Option("tfdata", "--input", help="tfdata (CPU pipeline) | dali (GPU decoding and augmentation; needs --sbi off)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Train the classifier on TABLE; keep the epoch with the best video-level validation log loss."""
@@ -243,6 +245,7 @@ def train(
     settings = TrainSettings(
         config=config, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, learning_rate=learning_rate,
         warmup_steps=warmup_steps, sbi=sbi, sbi_fraction=sbi_fraction, patience=patience, val_augment=val_augment, seed=seed,
+        input=data_input,
     )  # fmt: skip
     command = "dfd " + shlex.join(sys.argv[1:])
     state = run_training(table, out, run_dir, settings, command=command)

@@ -260,7 +260,9 @@ def _run_task(task: Task, out_dir: Path) -> dict:
     return extract_one(task, out_dir, _WORKER["settings"], _WORKER["decoder"], _WORKER["sampler"])
 
 
-def extract(tasks: list[Task], out_dir: str | Path, settings: ExtractSettings, workers: int = 2, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+def extract(
+    tasks: list[Task], out_dir: str | Path, settings: ExtractSettings, workers: int = 2, progress: bool = True, ray: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Extract every task not done yet, then merge all parts of their folders into the two tables.
 
     Args:
@@ -269,6 +271,8 @@ def extract(tasks: list[Task], out_dir: str | Path, settings: ExtractSettings, w
         settings: sampling and crop settings.
         workers: processes (each with one torch thread); ``0`` runs in this process.
         progress: show a tqdm progress bar.
+        ray: a Ray cluster address, or ``"local"``: run the videos as Ray tasks instead
+            (:mod:`dfd_kit.ray_extract`); same files, same tables.
 
     Returns:
         ``(faces, videos)``: the tables written to ``faces.parquet`` and ``videos.parquet``.
@@ -282,7 +286,15 @@ def extract(tasks: list[Task], out_dir: str | Path, settings: ExtractSettings, w
     todo = [t for t in tasks if not part_path(out_dir, t).is_file()]
     log.info("extract: %d of %d videos to do (%d already done)", len(todo), len(tasks), len(tasks) - len(todo))
     bar = tqdm(total=len(todo), desc="extract", unit="video", disable=not progress)
-    if workers <= 0:
+    if ray is not None and todo:
+        from .ray_extract import run_on_ray
+
+        def on_part(part: dict) -> None:
+            _log_part(part)
+            bar.update()
+
+        run_on_ray(todo, out_dir, settings, ray, on_part=on_part)
+    elif workers <= 0:
         decoder = make_decoder("cpu")
         sampler = FaceSampler(image_size=settings.image_size, margin=settings.margin, scale=settings.detect_scale)
         for task in todo:
@@ -303,12 +315,20 @@ def _log_part(part: dict) -> None:
         log.warning("%s/%s failed: %s", part["folder"], part["video"], part["error"])
 
 
-def extract_folders(folders: list[str | Path], out_dir: str | Path, settings: ExtractSettings, photos: bool = False, workers: int = 2, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+def extract_folders(
+    folders: list[str | Path],
+    out_dir: str | Path,
+    settings: ExtractSettings,
+    photos: bool = False,
+    workers: int = 2,
+    progress: bool = True,
+    ray: str | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`extract` over DFDC folders (or, with ``photos=True``, folders of real face photos)."""
     if len({Path(f).name for f in folders}) != len(folders):
         raise InputError("folders must have distinct names: the name is the 'folder' column")
     make = photo_tasks if photos else folder_tasks
-    return extract([t for f in folders for t in make(f)], out_dir, settings, workers, progress)
+    return extract([t for f in folders for t in make(f)], out_dir, settings, workers, progress, ray)
 
 
 def merge_parts(out_dir: str | Path, folders: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:

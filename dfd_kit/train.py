@@ -81,6 +81,9 @@ class TrainSettings:
             that model selection sees video-like crops (useful when the crops are clean photos).
         clip: video probability clip used for the validation log loss (as inference).
         seed: seed of initialisation, data order, pseudo-fakes and augmentation.
+        input: ``"tfdata"`` (CPU decoding and augmentation, any device) or ``"dali"`` (GPU decoding
+            and augmentation, one DALI pipeline per replica: :mod:`dfd_kit.dali_input`; needs
+            ``sbi="off"``, pseudo-fakes then come from files).
     """
 
     config: str = "xception"
@@ -96,20 +99,32 @@ class TrainSettings:
     val_augment: bool = False
     clip: tuple[float, float] = (0.01, 0.99)
     seed: int = 0
+    input: str = "tfdata"
 
 
 def choose_strategy():
     """The ``tf.distribute`` strategy for the devices present.
 
-    ``MirroredStrategy`` over all GPUs when there are several, ``OneDeviceStrategy`` on the one GPU,
-    else TensorFlow's default strategy (CPU).
+    - ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` names more than one worker (several
+      machines; each runs the same command with its own ``task.index``);
+    - ``MirroredStrategy`` over all GPUs when there are several, ``OneDeviceStrategy`` on the one GPU;
+    - ``MirroredStrategy`` over the logical CPU devices when several are configured
+      (``tf.config.set_logical_device_configuration``), else TensorFlow's default strategy (CPU).
     """
     tf = import_tensorflow()
+    workers = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {}).get("worker", [])
+    if len(workers) > 1:  # before anything else touches the TF context (collectives are set at start-up)
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        log.info("strategy: %s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync)
+        return strategy
     gpus = tf.config.list_logical_devices("GPU")
+    cpus = tf.config.list_logical_devices("CPU")
     if len(gpus) > 1:
         strategy = tf.distribute.MirroredStrategy([g.name for g in gpus])
     elif gpus:
         strategy = tf.distribute.OneDeviceStrategy(gpus[0].name)
+    elif len(cpus) > 1:
+        strategy = tf.distribute.MirroredStrategy([c.name for c in cpus])
     else:
         strategy = tf.distribute.get_strategy()
     log.info("strategy: %s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync)
@@ -343,7 +358,16 @@ def train(table_path: str | Path, out: str | Path, run_dir: str | Path, settings
         The callback state: ``{"best", "best_epoch", "wait", "metrics"}``.
     """
     tf = import_tensorflow()
+    strategy = choose_strategy()  # first: a multi-worker strategy must be set up before any TF op
     import keras
+
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        raise RuntimeError(
+            "TF_CONFIG names several workers, but Keras 3's fit() does not run under MultiWorkerMirroredStrategy "
+            "(keras-team/keras#20585): train on one machine (MirroredStrategy over its GPUs) or unset TF_CONFIG"
+        )
+    if settings.input == "dali" and settings.sbi != "off":
+        raise ValueError("input='dali' reads pseudo-fakes from files: train with sbi='off' (or input='tfdata')")
 
     cfg = get_config(settings.config)
     run_dir = Path(run_dir)
@@ -362,7 +386,6 @@ def train(table_path: str | Path, out: str | Path, run_dir: str | Path, settings
         len(train_rows), int((train_rows["label"] == "REAL").sum()), int((train_rows["label"] == "FAKE").sum()),
         len(crops), len(set(videos)), settings.sbi, "resuming" if resume else "new run",
     )  # fmt: skip
-    strategy = choose_strategy()
     precision = "mixed_float16" if tf.config.list_logical_devices("GPU") else "float32"
     with strategy.scope():
         model = build_xception(size, cfg.dropout, precision)
@@ -401,6 +424,11 @@ def train(table_path: str | Path, out: str | Path, run_dir: str | Path, settings
     ]
     if importlib.util.find_spec("tensorboard") is not None:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0))
-    ds = train_dataset(train_rows, root, size, settings)
+    if settings.input == "dali":
+        from .dali_input import distributed_dataset
+
+        ds = distributed_dataset(strategy, train_rows, root, size, settings.batch_size, settings.seed)
+    else:
+        ds = train_dataset(train_rows, root, size, settings)
     model.fit(ds, epochs=settings.epochs, steps_per_epoch=settings.steps_per_epoch, callbacks=callbacks, verbose=1 if progress else 2)
     return checkpoint.state
