@@ -142,27 +142,34 @@ def show_inference_summary(summary: Summary, clock: StageClock) -> None:
     _show(plot_labels(summary))
 
 
-def show_result(result, clock: StageClock) -> None:
-    """The closing cell of the extract and train notebooks: the result's report, stage times, curves.
-
-    ``result`` is what the stage returned: its ``report()`` is printed when it has one, and a
-    ``history`` mapping of metric name to per-epoch values is plotted.
-    """
+def show_extract_summary(faces: pd.DataFrame, videos: pd.DataFrame, clock: StageClock) -> None:
+    """The closing cell of the extract notebook: videos done and failed (and why), faces per split, times."""
     from IPython.display import display
 
-    print(result.report() if hasattr(result, "report") else result)
+    failed = videos[videos["status"] != "ok"]
+    print(f"{len(faces)} faces from {len(videos) - len(failed)} videos; {len(failed)} videos failed")
+    if len(failed):
+        display(failed[["folder", "video", "error"]])
+    display(faces.groupby(["split", "label"]).agg(faces=("path", "size"), videos=("video", "nunique")))
     display(stage_table(clock))
-    history = getattr(result, "history", None)
-    if history:
-        import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(6, 3))
-        for name, values in history.items():
-            ax.plot(range(1, len(values) + 1), values, label=name)
-        ax.set(xlabel="epoch", title="training history")
-        ax.legend()
-        fig.tight_layout()
-        _show(fig)
+
+def show_train_summary(state: dict, run_dir: str | Path, clock: StageClock) -> None:
+    """The closing cell of the train notebook: the best epoch and its metrics, times, curves from log.csv."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    print(f"best epoch {state['best_epoch']}: {state['metrics']}")
+    display(stage_table(clock))
+    history = pd.read_csv(Path(run_dir) / "log.csv")
+    fig, ax = plt.subplots(figsize=(6, 3))
+    for name in ("loss", "val_video_log_loss"):
+        if name in history:
+            ax.plot(history["epoch"] + 1, history[name], marker="o", label=name)
+    ax.set(xlabel="epoch", title="training history")
+    ax.legend()
+    fig.tight_layout()
+    _show(fig)
 
 
 def _show(fig) -> None:

@@ -119,3 +119,20 @@ def test_fuzz_corrupted_bytes_give_frames_or_decode_error(clip_bytes, tmp_path, 
         return
     assert frames.frames.dtype == np.uint8 and frames.frames.ndim == 4 and frames.frames.shape[-1] == 3
     assert len(frames.indices) == len(frames.frames) >= 1
+
+
+@pytest.mark.gpu
+def test_cuda_decoder_handles_variable_frame_rate(tmp_path, media):
+    """DALI's file reader rejects VFR clips; decoding from memory by index (or the CPU fallback) must not."""
+    from media import ffmpeg
+
+    import subprocess
+
+    vfr = tmp_path / "vfr.mp4"
+    subprocess.run(
+        [ffmpeg(), "-y", "-loglevel", "error", "-i", str(media["small"]), "-vf", "setpts='N/(30*TB)+if(mod(N\\,3)\\,0\\,0.02/TB)'",
+         "-fps_mode", "vfr", "-c:v", "libx264", str(vfr)],
+        check=True,
+    )  # fmt: skip
+    frames = make_decoder("cuda").read(vfr, Sampling(5))
+    assert [read_index(f) for f in frames.frames] == frames.indices.tolist()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import papermill as pm
 import pytest
 from nb_checks import check_submission, outputs_text
@@ -86,32 +88,40 @@ def test_inference_notebook_ends_with_a_summary(inference_run):
     assert not any(out.output_type == "error" for c in nb.cells for out in c.get("outputs", []))
 
 
-def test_extract_and_train_notebooks_run(tmp_path, demo_videos):
-    pytest.importorskip("dfd_kit.extract", reason="dfd_kit.extract is not in this branch yet (training work)")
-    pytest.importorskip("dfd_kit.train", reason="dfd_kit.train is not in this branch yet (training work)")
-    pm.execute_notebook(
+def test_extract_and_train_notebooks_run(tmp_path):
+    from dfdc_folder import make_dfdc_folder
+
+    videos = make_dfdc_folder(tmp_path / "dfdc_part", n_real=3, fakes_per_real=1, frames=6, extras=False)
+    faces = tmp_path / "faces"
+    extract_nb = pm.execute_notebook(
         str(NOTEBOOKS / "extract_faces.ipynb"),
         str(tmp_path / "extract.out.ipynb"),
-        parameters={"videos_dirs": [str(demo_videos)], "out_dir": str(tmp_path / "faces"), **FAST},
+        parameters={"videos_dirs": [str(videos)], "out_dir": str(faces), "config": "xception_96", "frames": 3, "workers": 0, "val_fraction": 0.34},
         cwd=str(tmp_path),
         kernel_name="python3",
         progress_bar=False,
     )
-    assert any((tmp_path / "faces").iterdir())
+    table = pd.read_parquet(faces / "faces.parquet")
+    assert set(table["split"]) == {"train", "val"} and (faces / "videos.parquet").is_file()
+    assert f"{len(table)} faces from 6 videos" in outputs_text(extract_nb)
     weights_out = tmp_path / "weights" / "trained.weights.h5"
-    pm.execute_notebook(
+    train_nb = pm.execute_notebook(
         str(NOTEBOOKS / "train.ipynb"),
         str(tmp_path / "train.out.ipynb"),
         parameters={
-            "faces_dir": str(tmp_path / "faces"),
+            "faces_dir": str(faces),
             "weights_out": str(weights_out),
+            "run_dir": str(tmp_path / "run"),
             "config": "xception_96",
             "epochs": 1,
+            "steps_per_epoch": 2,
             "batch_size": 4,
-            "device": "cpu",
         },
         cwd=str(tmp_path),
         kernel_name="python3",
         progress_bar=False,
     )
     assert weights_out.is_file()
+    manifest = json.loads((weights_out.parent / "manifest.json").read_text())
+    assert manifest["default"] == "trained.weights.h5" and manifest["files"]["trained.weights.h5"]["config"]["input_size"] == 96
+    assert "best epoch 1" in outputs_text(train_nb) and "image/png" in output_types(train_nb)
