@@ -411,5 +411,5 @@ def train(table_path: str | Path, out: str | Path, run_dir: str | Path, settings
     if importlib.util.find_spec("tensorboard") is not None:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0))
     ds = train_dataset(train_rows, root, size, settings)
-    model.fit(ds, epochs=settings.epochs, steps_per_epoch=settings.steps_per_epoch, callbacks=callbacks, verbose=1 if progress else 2)
+    model.fit(ds, epochs=settings.epochs, steps_per_epoch=settings.steps_per_epoch, callbacks=callbacks, shuffle=False, verbose=1 if progress else 2)
     return checkpoint.state
