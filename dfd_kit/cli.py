@@ -230,6 +230,7 @@ def train(
     sbi_fraction: float = typer.Option(0.5, help="With --sbi mix: share of fakes that are self-blended."),
     patience: int = typer.Option(5, help="Epochs without a better video-level val log loss before stopping."),
     val_augment: bool = typer.Option(False, help="Degrade validation crops like training ones (fixed seeds)."),
+    bn_momentum: float = typer.Option(0.9, help="BatchNormalization moving-average momentum."),
     seed: int = typer.Option(0, help="Seed of initialisation, data order, pseudo-fakes and augmentation."),
     data_input: str = typer.Option("tfdata", "--input", help="tfdata (CPU pipeline) | dali (GPU decoding and augmentation; needs --sbi off)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -244,8 +245,8 @@ def train(
 
     settings = TrainSettings(
         config=config, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, learning_rate=learning_rate,
-        warmup_steps=warmup_steps, sbi=sbi, sbi_fraction=sbi_fraction, patience=patience, val_augment=val_augment, seed=seed,
-        input=data_input,
+        warmup_steps=warmup_steps, sbi=sbi, sbi_fraction=sbi_fraction, patience=patience, val_augment=val_augment, bn_momentum=bn_momentum,
+        seed=seed, input=data_input,
     )  # fmt: skip
     command = "dfd " + shlex.join(sys.argv[1:])
     state = run_training(table, out, run_dir, settings, command=command)

@@ -53,6 +53,7 @@ __all__ = [
     "extract",
     "extract_folders",
     "merge_parts",
+    "part_path",
 ]
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -178,6 +179,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def part_path(out_dir: Path, task: Task) -> Path:
+    """Where ``task``'s part (its rows and done-marker) is written."""
     return out_dir / "parts" / task.folder / f"{task.video}.json"
 
 
@@ -218,7 +220,9 @@ def extract_one(task: Task, out_dir: Path, settings: ExtractSettings, decoder=No
         else:
             frames = decoder.read(task.path, Sampling(settings.frames, settings.policy))
         faces = sampler(frames)
-    except DFDError as err:
+    except Exception as err:  # noqa: BLE001 - one bad video must never stop the run
+        if not isinstance(err, DFDError):
+            log.exception("unexpected error on %s", task.path)
         return _finish_part(out_dir, task, {**part, "status": "failed", "error": f"{type(err).__name__}: {err}", "n_frames": 0, "faces": []})
     crop_dir = out_dir / "crops" / task.folder / task.video
     crop_dir.mkdir(parents=True, exist_ok=True)

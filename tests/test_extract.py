@@ -21,6 +21,8 @@ from dfd_kit.extract import FACE_COLUMNS, ExtractSettings, extract, extract_fold
 from dfd_kit.faces import FaceSampler
 from dfd_kit.sampling import sample_indices
 
+pytestmark = pytest.mark.slow
+
 SETTINGS = ExtractSettings(image_size=96, margin=0.3, frames=4)
 REPO = Path(dfd_kit.__file__).resolve().parent.parent
 

@@ -24,6 +24,8 @@ from dfd_kit.evaluate import evaluate
 from dfd_kit.predict import predict_folder
 from dfd_kit.weights import resolve_weights
 
+pytestmark = pytest.mark.slow
+
 SETTINGS = TrainSettings(config="xception_96", epochs=2, steps_per_epoch=2, batch_size=8, warmup_steps=1, sbi="mix", patience=5, seed=0)
 
 
