@@ -7,7 +7,6 @@ asked, draws the ROC curve and the score histogram per label with matplotlib.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .metadata import read_metadata
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +59,8 @@ class Evaluation:
 
 def read_labels(metadata: str | Path) -> pd.Series:
     """``metadata.json`` → int Series (1 = FAKE, 0 = REAL) indexed by file name."""
-    path = Path(metadata)
-    if not path.is_file():
-        raise InputError(f"metadata not found: {path}")
-    try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path} is not valid JSON: {err}") from err
-    labels = pd.Series({name: entry.get("label") for name, entry in meta.items()}, dtype=object)
-    unknown = labels[~labels.isin(["REAL", "FAKE"])]
-    if len(unknown):
-        raise InputError(f"{path}: labels must be REAL or FAKE; {len(unknown)} are not (e.g. {unknown.index[0]!r})")
+    meta = read_metadata(metadata)
+    labels = pd.Series({name: entry["label"] for name, entry in meta.items()}, dtype=object)
     return (labels == "FAKE").astype(int).rename("y")
 
 

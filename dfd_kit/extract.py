@@ -37,6 +37,7 @@ import pandas as pd
 from .decode import Frames, Sampling, make_decoder
 from .errors import DFDError, InputError
 from .faces import FaceSampler, square_box
+from .metadata import read_metadata
 from .submission import list_videos
 
 log = logging.getLogger(__name__)
@@ -140,10 +141,7 @@ def _read_metadata(folder: Path) -> dict:
     if not path.is_file():
         log.warning("%s has no metadata.json: labels will be empty", folder)
         return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path} is not valid JSON: {err}") from err
+    return read_metadata(path)
 
 
 def folder_tasks(folder: str | Path) -> list[Task]:
