@@ -38,10 +38,14 @@ import numpy as np
 import pandas as pd
 
 from .aggregate import aggregate
+from .atomic import write_atomic
 from .device import import_tensorflow
 from .models import ModelConfig, build_xception, get_config, preprocess_input
 from .selfblend import box_in_crop, self_blend_seeded
 from .weights import save_weights
+
+import_tensorflow()  # torch and torchvision before TensorFlow, TensorFlow before Keras
+import keras  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -267,14 +271,7 @@ def video_metrics(scores: np.ndarray, labels: np.ndarray, videos: np.ndarray, cl
     }
 
 
-def _callback_base():
-    import_tensorflow()
-    import keras
-
-    return keras.callbacks.Callback
-
-
-class VideoCheckpoint(_callback_base()):
+class VideoCheckpoint(keras.callbacks.Callback):
     """After each epoch: video-level validation metrics, the best weights saved, early stopping.
 
     The metrics go into the epoch's logs as ``val_video_log_loss``, ``val_video_auc`` and
@@ -326,9 +323,7 @@ class VideoCheckpoint(_callback_base()):
             if self.state["wait"] >= self.patience:
                 log.info("early stop: no better video log loss for %d epochs", self.patience)
                 self.model.stop_training = True
-        tmp = self.state_path.with_name(self.state_path.name + ".partial")
-        tmp.write_text(json.dumps(self.state, indent=1))
-        os.replace(tmp, self.state_path)
+        write_atomic(self.state_path, json.dumps(self.state, indent=1).encode())
 
 
 def train(table_path: str | Path, out: str | Path, run_dir: str | Path, settings: TrainSettings, command: str | None = None, progress: bool = True) -> dict:
@@ -349,8 +344,6 @@ def train(table_path: str | Path, out: str | Path, run_dir: str | Path, settings
         The callback state: ``{"best", "best_epoch", "wait", "metrics"}``.
     """
     tf = import_tensorflow()
-    import keras
-
     cfg = get_config(settings.config)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
