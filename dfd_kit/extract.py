@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .atomic import PARTIAL, write_atomic
 from .decode import Frames, Sampling, make_decoder
 from .errors import DFDError, InputError
 from .faces import FaceSampler, square_box
@@ -169,13 +170,6 @@ def photo_tasks(folder: str | Path) -> list[Task]:
     return [Task(p, folder.name, "REAL", p.stem.split("_")[0], photo=True) for p in photos]
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
-
-
 def part_path(out_dir: Path, task: Task) -> Path:
     """Where ``task``'s part (its rows and done-marker) is written."""
     return out_dir / "parts" / task.folder / f"{task.video}.json"
@@ -235,7 +229,7 @@ def extract_one(task: Task, out_dir: Path, settings: ExtractSettings, decoder=No
         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, settings.quality])
         if not ok:
             raise RuntimeError(f"JPEG encoding failed for {rel}")
-        _write_atomic(out_dir / rel, jpeg.tobytes())
+        write_atomic(out_dir / rel, jpeg.tobytes())
         window = square_box(box, settings.margin, height, width)
         rows.append(
             {
@@ -253,7 +247,7 @@ def extract_one(task: Task, out_dir: Path, settings: ExtractSettings, decoder=No
 def _finish_part(out_dir: Path, task: Task, part: dict) -> dict:
     path = part_path(out_dir, task)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, json.dumps(part).encode())
+    write_atomic(path, json.dumps(part).encode())
     return part
 
 
@@ -283,7 +277,7 @@ def extract(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.rglob("*.partial"):
+    for stale in out_dir.rglob(f"*{PARTIAL}"):
         stale.unlink()
     todo = [t for t in tasks if not part_path(out_dir, t).is_file()]
     log.info("extract: %d of %d videos to do (%d already done)", len(todo), len(tasks), len(tasks) - len(todo))
@@ -355,8 +349,6 @@ def merge_parts(out_dir: str | Path, folders: list[str] | None = None) -> tuple[
     )
     videos_df = pd.DataFrame(video_rows, columns=["video", "folder", "label", "original", "status", "error", "n_frames", "n_faces"])
     for name, table in (("faces.parquet", faces_df), ("videos.parquet", videos_df)):
-        tmp = out_dir / f"{name}.partial"
-        table.to_parquet(tmp, index=False)
-        os.replace(tmp, out_dir / name)
+        write_atomic(out_dir / name, table.to_parquet(index=False))
     log.info("extract: %d faces from %d videos (%d failed) in %s", len(faces_df), len(videos_df), int((videos_df["status"] != "ok").sum()), out_dir)
     return faces_df, videos_df

@@ -9,11 +9,12 @@ identity or source clip leaks from training into validation. Photos extracted wi
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from .atomic import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,5 @@ def split_file(path: str | Path, val_fraction: float = 0.2, seed: int = 0) -> pd
     """:func:`split_table` on a Parquet table, written back in place (atomically)."""
     path = Path(path)
     table = split_table(pd.read_parquet(path), val_fraction, seed)
-    tmp = path.with_name(path.name + ".partial")
-    table.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    write_atomic(path, table.to_parquet(index=False))
     return table

@@ -38,10 +38,14 @@ import numpy as np
 import pandas as pd
 
 from .aggregate import aggregate
+from .atomic import write_atomic
 from .device import import_tensorflow
 from .models import ModelConfig, build_xception, get_config, preprocess_input
 from .selfblend import box_in_crop, self_blend_seeded
 from .weights import save_weights
+
+import_tensorflow()  # torch and torchvision before TensorFlow, TensorFlow before Keras
+import keras  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -282,14 +286,7 @@ def video_metrics(scores: np.ndarray, labels: np.ndarray, videos: np.ndarray, cl
     }
 
 
-def _callback_base():
-    import_tensorflow()
-    import keras
-
-    return keras.callbacks.Callback
-
-
-class VideoCheckpoint(_callback_base()):
+class VideoCheckpoint(keras.callbacks.Callback):
     """After each epoch: video-level validation metrics, the best weights saved, early stopping.
 
     The metrics go into the epoch's logs as ``val_video_log_loss``, ``val_video_auc`` and
@@ -341,9 +338,7 @@ class VideoCheckpoint(_callback_base()):
             if self.state["wait"] >= self.patience:
                 log.info("early stop: no better video log loss for %d epochs", self.patience)
                 self.model.stop_training = True
-        tmp = self.state_path.with_name(self.state_path.name + ".partial")
-        tmp.write_text(json.dumps(self.state, indent=1))
-        os.replace(tmp, self.state_path)
+        write_atomic(self.state_path, json.dumps(self.state, indent=1).encode())
 
 
 def train(table_path: str | Path, out: str | Path, run_dir: str | Path, settings: TrainSettings, command: str | None = None, progress: bool = True) -> dict:
@@ -365,8 +360,6 @@ def train(table_path: str | Path, out: str | Path, run_dir: str | Path, settings
     """
     tf = import_tensorflow()
     strategy = choose_strategy()  # first: a multi-worker strategy must be set up before any TF op
-    import keras
-
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         raise RuntimeError(
             "TF_CONFIG names several workers, but Keras 3's fit() does not run under MultiWorkerMirroredStrategy "
@@ -374,7 +367,6 @@ def train(table_path: str | Path, out: str | Path, run_dir: str | Path, settings
         )
     if settings.input == "dali" and settings.sbi != "off":
         raise ValueError("input='dali' reads pseudo-fakes from files: train with sbi='off' (or input='tfdata')")
-
     cfg = get_config(settings.config)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

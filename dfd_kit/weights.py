@@ -112,7 +112,11 @@ def resolve_weights(weights: str | Path | None = None, config: str | ModelConfig
         manifest = read_manifest(folder) if folder else {"files": {}}
         name = manifest.get("default")
         if not name:
-            log.warning("no bundled weights found: using an UNTRAINED placeholder model")
+            opt_in = sorted(manifest.get("files", {}))
+            log.warning(
+                "no default weights: using an UNTRAINED placeholder model%s",
+                f" (not default, pass --weights to use: {', '.join(opt_in)})" if opt_in else "",
+            )
             return WeightsInfo(None, get_config(config or "xception"), {"trained": False})
         weights = folder / name
     path = Path(weights)
