@@ -70,6 +70,7 @@ def report(results: dict, frames: int) -> str:
     q = results["detect_quality"]
     rows = [
         ("end to end, s/video", f"{pipe['s_per_video']:.2f}", f"naive {naive['s_per_video']:.2f}", f"naive/pipeline = {naive['s_per_video'] / pipe['s_per_video']:.2f}x"),
+        ("  classifier on TensorFlow", f"{results['pipeline_tf']['s_per_video']:.2f}", "", f"tf/shipped = {results['pipeline_tf']['s_per_video'] / pipe['s_per_video']:.2f}x"),
         ("decode, s/video", f"{stages['decode']:.2f}", f"floor {dec_floor['s_per_video']:.2f}", f"pipeline/floor = {stages['decode'] / dec_floor['s_per_video']:.2f}x"),
         ("classify, s/video", f"{stages['classify']:.2f}", f"floor {clf_floor['s_per_video']:.2f}", f"pipeline/floor = {stages['classify'] / clf_floor['s_per_video']:.2f}x"),
         ("detect, s/video", f"{stages['detect']:.2f}", f"naive {naive['stage_s_per_video']['detect']:.2f}", f"naive/pipeline = {naive['stage_s_per_video']['detect'] / stages['detect']:.2f}x"),
@@ -80,8 +81,9 @@ def report(results: dict, frames: int) -> str:
         ("peak RSS MB", f"{pipe['peak_rss_mb']['self']:.0f} + worker {pipe['peak_rss_mb']['children']:.0f}", f"naive {naive['peak_rss_mb']['self']:.0f}", ""),
     ]
     width = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = [f"dfd_kit bench: {frames} frames/video, Xception {pipe['input_size']} px ({pipe['precision']}); stage sum {pipe['stage_sum_s']:.2f} s/video (the worker overlaps decode+detect with classify)"]
+    lines = [f"dfd_kit bench: {frames} frames/video, Xception {pipe['input_size']} px ({pipe['backend']}, {pipe['precision']}); stage sum {pipe['stage_sum_s']:.2f} s/video (the worker overlaps decode+detect with classify)"]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, width)) for r in rows]
+    lines.append("classify floor by runtime: " + ", ".join(f"{k} {v:.2f}s" for k, v in clf_floor["by_runtime"].items()))
     for label in ("shipped", "full_resolution"):
         found = q[label]["frames_with_face"]
         lines.append(f"frames with a face ({label}, scale {q[label]['scale']}): " + ", ".join(f"{k}: {v}/{frames}" for k, v in found.items()) + f"; detect {q[label]['detect_s_per_video']:.2f} s/video")
@@ -100,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     clips = make_clips(args.workdir / "clips", args.seconds)
     weights = bench_weights(args.workdir, args.config)
     print(f"clips and weights ready in {time.perf_counter() - t0:.0f}s; running jobs:", flush=True)
-    results = {job: run_job(job, clips, weights, args.frames) for job in ("floor_decode", "floor_classify", "detect_quality", "naive", "pipeline")}
+    jobs = ("floor_decode", "floor_classify", "detect_quality", "naive", "pipeline", "pipeline_tf")
+    results = {job: run_job(job, clips, weights, args.frames) for job in jobs}
     text = report(results, args.frames)
     print(text)
     payload = {
@@ -111,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         "jobs": results,
         "ratios": {
             "naive_over_pipeline": results["naive"]["s_per_video"] / results["pipeline"]["s_per_video"],
+            "tf_over_pipeline": results["pipeline_tf"]["s_per_video"] / results["pipeline"]["s_per_video"],
             "decode_over_floor": results["pipeline"]["stage_s_per_video"]["decode"] / results["floor_decode"]["s_per_video"],
             "classify_over_floor": results["pipeline"]["stage_s_per_video"]["classify"] / results["floor_classify"]["s_per_video"],
         },

@@ -2,7 +2,8 @@
 
     python -m bench.jobs JOB --clips DIR --weights FILE [--frames 17]
 
-Jobs: ``pipeline`` (dfd_kit as shipped), ``naive`` (the same job done the obvious way), ``floor_decode``,
+Jobs: ``pipeline`` (dfd_kit as shipped), ``pipeline_tf`` (the classifier on TensorFlow instead of ONNX
+Runtime), ``naive`` (the same job done the obvious way), ``floor_decode``,
 ``floor_classify``, ``detect_quality``. Each reports seconds per video (per stage where it has stages)
 and its peak resident memory (this process; ``children`` = the decode worker).
 """
@@ -36,12 +37,13 @@ def _peak_mb() -> dict[str, float]:
     }
 
 
-def pipeline(clips: list[Path], weights: Path, frames: int, repeats: int) -> dict:
+def pipeline(clips: list[Path], weights: Path, frames: int, repeats: int, **predictor_args) -> dict:
     """Steady-state seconds per video of ``predict_folder``: a run over ``len(clips) * repeats`` videos
-    minus a run over one video, divided by the difference (start-up costs cancel out)."""
+    minus a run over one video, divided by the difference (start-up costs cancel out).
+    ``predictor_args`` override the shipped :class:`Predictor` defaults (the variant jobs)."""
     from dfd_kit.predict import Predictor, predict_folder
 
-    predictor = Predictor(weights=weights, device="cpu", frames=frames)
+    predictor = Predictor(weights=weights, device="cpu", frames=frames, **predictor_args)
     with tempfile.TemporaryDirectory() as tmp:
         one, many = Path(tmp, "one"), Path(tmp, "many")
         one.mkdir()
@@ -68,6 +70,7 @@ def pipeline(clips: list[Path], weights: Path, frames: int, repeats: int) -> dic
         "fallbacks": summary.fallbacks,
         "faces_per_video": float(np.mean([r.n_faces for r in summary.results])),
         "precision": predictor.precision,
+        "backend": predictor.classifier.backend,
         "input_size": predictor.weights.config.input_size,
     }
 
@@ -125,27 +128,34 @@ def naive(clips: list[Path], weights: Path, frames: int) -> dict:
     }
 
 
-def floor_decode(clips: list[Path], frames: int) -> dict:
-    """Reading the sampled frames with OpenCV grab()/retrieve() and nothing else."""
+def floor_decode(clips: list[Path], frames: int, repeats: int = 3) -> dict:
+    """Reading the sampled frames with OpenCV grab()/retrieve() and nothing else, after a warm-up
+    pass (file cache, codec start-up), best of ``repeats`` passes."""
     from dfd_kit.decode import OpenCVDecoder, Sampling
 
     decoder = OpenCVDecoder()
-    t0 = time.perf_counter()
-    for clip in clips:
-        decoder.read(clip, Sampling(frames))
-    return {"s_per_video": (time.perf_counter() - t0) / len(clips)}
+    times = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        for clip in clips:
+            decoder.read(clip, Sampling(frames))
+        times.append((time.perf_counter() - t0) / len(clips))
+    return {"s_per_video": min(times[1:])}
 
 
 def floor_classify(weights: Path, frames: int, repeats: int = 3) -> dict:
-    """One batched forward pass over ``frames`` faces (after a warm-up), best of ``repeats``."""
+    """One batched forward pass over ``frames`` faces (after a warm-up), best of ``repeats``, for each
+    runtime available here (TensorFlow at each useful precision, ONNX Runtime)."""
     from dfd_kit.models import Classifier
+    from dfd_kit.onnx_backend import available
     from dfd_kit.predict import default_precision
     from dfd_kit.weights import resolve_weights
 
     info = resolve_weights(weights)
+    variants = [("tf", p) for p in sorted({"float32", default_precision("cpu")})] + ([("onnx", "float32")] if available() else [])
     out = {}
-    for precision in sorted({"float32", default_precision("cpu")}):
-        clf = Classifier(info.config, info.path, precision=precision)
+    for backend, precision in variants:
+        clf = Classifier(info.config, info.path, precision=precision, backend=backend)
         crops = np.random.default_rng(0).integers(0, 256, (frames, clf.input_size, clf.input_size, 3), dtype=np.uint8)
         clf.predict(crops)
         times = []
@@ -153,8 +163,8 @@ def floor_classify(weights: Path, frames: int, repeats: int = 3) -> dict:
             t0 = time.perf_counter()
             clf.predict(crops)
             times.append(time.perf_counter() - t0)
-        out[precision] = min(times)
-    return {"s_per_video": min(out.values()), "by_precision": out}
+        out[f"{backend}/{precision}"] = min(times)
+    return {"s_per_video": min(out.values()), "by_runtime": out}
 
 
 def detect_quality(clips: list[Path], frames: int) -> dict:
@@ -176,17 +186,24 @@ def detect_quality(clips: list[Path], frames: int) -> dict:
     return out
 
 
+PIPELINE_VARIANTS = {
+    "pipeline_tf": {"backend": "tf"},
+}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("job", choices=["pipeline", "naive", "floor_decode", "floor_classify", "detect_quality"])
+    parser.add_argument("job", choices=["pipeline", *PIPELINE_VARIANTS, "naive", "floor_decode", "floor_classify", "detect_quality"])
     parser.add_argument("--clips", type=Path, required=True)
     parser.add_argument("--weights", type=Path, required=True)
     parser.add_argument("--frames", type=int, default=17)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     clips = _clips(args.clips)
     if args.job == "pipeline":
         result = pipeline(clips, args.weights, args.frames, args.repeats)
+    elif args.job in PIPELINE_VARIANTS:
+        result = pipeline(clips, args.weights, args.frames, args.repeats, **PIPELINE_VARIANTS[args.job])
     elif args.job == "naive":
         result = naive(clips, args.weights, args.frames)
     elif args.job == "floor_decode":

@@ -42,6 +42,7 @@ def predict(
     clip: str = typer.Option("0.01,0.99", help="Clip video probabilities to LOW,HIGH."),
     prior: float = typer.Option(0.5, help="Label for videos that yield no score."),
     precision: str = typer.Option("auto", help="auto | float32 | mixed_bfloat16 | mixed_float16"),
+    backend: str = typer.Option("auto", help="Classifier runtime: auto (ONNX Runtime on CPU if installed) | tf | onnx."),
     resume: bool = typer.Option(False, help="Keep rows from an interrupted run's .partial file."),
     isolate: bool = typer.Option(True, help="Decode and detect in a worker process that is replaced if a video hangs or crashes it."),
     video_timeout: float = typer.Option(300.0, help="Seconds of decoding + detection allowed per video (isolated mode)."),
@@ -72,6 +73,7 @@ def predict(
                 clip=_clip(clip),
                 prior=prior,
                 precision=precision,
+                backend=backend,
             )
     except DFDError as err:
         typer.echo(f"error: {err}", err=True)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,9 +32,11 @@ __all__ = [
     "create_model",
     "Classifier",
     "PRECISIONS",
+    "BACKENDS",
 ]
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+BACKENDS = ("tf", "onnx")
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,11 @@ def load_weights(model, path: str | Path, config: ModelConfig) -> None:
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
     try:
-        model.load_weights(path)
+        with warnings.catch_warnings():
+            # Keras 3 warns about a Functional model's internal bookkeeping container, which holds no
+            # variables; every variable is loaded (tests/test_models.py checks them one by one).
+            warnings.filterwarnings("ignore", message="Skipping nested container at '_operations_by_depth")
+            model.load_weights(path)
     except (ValueError, OSError, KeyError) as err:
         raise WeightsError(
             f"cannot load {path.name} into model config {config.name!r} "
@@ -154,9 +161,12 @@ class Classifier:
         config: a registered config name or a :class:`ModelConfig`.
         weights: a ``.weights.h5`` path; ``None`` builds a randomly initialised (untrained) model.
         precision: ``"float32"``, ``"mixed_bfloat16"`` (fast on CPUs with AVX-512 BF16) or
-            ``"mixed_float16"`` (GPU).
+            ``"mixed_float16"`` (GPU); TensorFlow backend only.
         batch_size: crops per forward pass.
         seed: initialisation seed when ``weights`` is ``None``.
+        backend: ``"tf"`` (TensorFlow) or ``"onnx"`` (ONNX Runtime, float32, CPU:
+            :mod:`dfd_kit.onnx_backend`).
+        threads: ONNX Runtime intra-op threads (0 lets it choose); TensorFlow keeps its own.
     """
 
     def __init__(
@@ -166,6 +176,8 @@ class Classifier:
         precision: str = "float32",
         batch_size: int = 32,
         seed: int = 0,
+        backend: str = "tf",
+        threads: int = 0,
     ) -> None:
         tf = import_tensorflow()
         import keras
@@ -184,7 +196,16 @@ class Classifier:
         def forward(crops):
             return tf.reshape(model(preprocess_input(crops), training=False), [-1])
 
-        self._forward = forward
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.backend = backend
+        if backend == "onnx":
+            from .onnx_backend import OnnxForward
+            from .weights import sha256
+
+            self._forward = OnnxForward(model, size, sha256(self.weights) if self.weights else None, threads)
+        else:
+            self._forward = lambda crops: forward(crops).numpy()
 
     @property
     def input_size(self) -> int:
@@ -207,5 +228,5 @@ class Classifier:
             raise ValueError(f"crops must be [K, {s}, {s}, 3], got {list(crops.shape)}")
         if not len(crops):
             return np.zeros(0, np.float32)
-        parts = [self._forward(crops[i : i + self.batch_size]).numpy() for i in range(0, len(crops), self.batch_size)]
+        parts = [self._forward(crops[i : i + self.batch_size]) for i in range(0, len(crops), self.batch_size)]
         return np.concatenate(parts).astype(np.float32)

@@ -37,6 +37,7 @@ from .device import resolve_device
 from .errors import DFDError, InputError, NoFaceError
 from .faces import Faces, FaceSampler
 from .models import PRECISIONS, Classifier, ModelConfig
+from .onnx_backend import available as onnx_available
 from .submission import SubmissionWriter, list_videos, read_sample_submission
 from .weights import resolve_weights
 
@@ -124,6 +125,8 @@ class Predictor:
         precision: ``"auto"`` or one of :data:`dfd_kit.models.PRECISIONS`.
         detect_scale: downscale factor for face detection.
         decoder: force one decoder (``"opencv"``, ``"pyav"``, ``"dali"``), no fallback.
+        backend: classifier runtime: ``"auto"`` (ONNX Runtime on CPU when installed, else
+            TensorFlow), ``"tf"`` or ``"onnx"``.
     """
 
     def __init__(
@@ -139,6 +142,7 @@ class Predictor:
         precision: str = "auto",
         detect_scale: float = 0.5,
         decoder: str | None = None,
+        backend: str = "auto",
     ) -> None:
         self.device = resolve_device(device)
         self.weights = resolve_weights(weights, config)
@@ -148,7 +152,9 @@ class Predictor:
             raise ValueError(f"precision must be 'auto' or one of {PRECISIONS}, got {precision!r}")
         self.frames, self.policy, self.rule, self.clip, self.prior = frames, policy, rule, clip, prior
         self.finder_args = dict(device=self.device, image_size=cfg.input_size, margin=cfg.margin, detect_scale=detect_scale, decoder=decoder)
-        self.classifier = Classifier(cfg, self.weights.path, precision=self.precision)
+        if backend == "auto":
+            backend = "onnx" if self.device == "cpu" and self.precision == "float32" and onnx_available() else "tf"
+        self.classifier = Classifier(cfg, self.weights.path, precision=self.precision, backend=backend)
 
     @cached_property
     def find_faces(self) -> FaceFinder:

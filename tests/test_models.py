@@ -67,6 +67,19 @@ def test_weights_round_trip_fp16_with_manifest(tmp_path, classifier):
     np.testing.assert_allclose(Classifier(info.config, info.path).predict(crops), classifier.predict(crops), atol=2e-3)
 
 
+def test_every_variable_is_loaded_from_the_file(tiny_weights, classifier):
+    import h5py
+
+    with h5py.File(tiny_weights) as f:
+        stored = []
+        f.visititems(lambda name, obj: stored.append(obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    loaded = [w.numpy() for w in classifier.model.weights]
+    key = lambda a: (a.shape, float(np.abs(a.astype(np.float64)).sum()))  # noqa: E731
+    assert len(stored) == len(loaded)
+    for s, l in zip(sorted(stored, key=key), sorted(loaded, key=key)):
+        np.testing.assert_array_equal(s.astype(np.float32), l)
+
+
 def test_weights_for_another_config_are_rejected(tiny_weights, tmp_path):
     with pytest.raises(WeightsError, match="xception_96"):
         resolve_weights(tiny_weights, config="xception")
@@ -86,3 +99,52 @@ def test_weights_for_another_config_are_rejected(tiny_weights, tmp_path):
         Classifier("xception_96", junk)
     with pytest.raises(WeightsError):
         resolve_weights(tmp_path / "missing.weights.h5")
+
+
+def test_onnx_backend_gives_the_same_scores(tiny_weights, tmp_path, monkeypatch):
+    pytest.importorskip("tf2onnx")
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    crops = np.random.default_rng(3).integers(0, 256, (5, 96, 96, 3), dtype=np.uint8)
+    tf_scores = Classifier("xception_96", tiny_weights).predict(crops)
+    onnx = Classifier("xception_96", tiny_weights, backend="onnx")
+    np.testing.assert_allclose(onnx.predict(crops), tf_scores, atol=1e-5)
+    assert len(list((tmp_path / "dfd_kit" / "onnx").glob("*.onnx"))) == 1  # converted once, cached
+    np.testing.assert_allclose(Classifier("xception_96", tiny_weights, backend="onnx").predict(crops[:2]), tf_scores[:2], atol=1e-5)
+    with pytest.raises(ValueError):
+        Classifier("xception_96", tiny_weights, backend="torch")
+
+
+def test_onnx_backend_works_without_a_writable_cache(tiny_weights, tmp_path, monkeypatch, caplog):
+    pytest.importorskip("tf2onnx")
+    pytest.importorskip("onnxruntime")
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    crops = np.random.default_rng(4).integers(0, 256, (2, 96, 96, 3), dtype=np.uint8)
+    with caplog.at_level("WARNING", logger="dfd_kit.onnx_backend"):
+        scores = Classifier("xception_96", tiny_weights, backend="onnx").predict(crops)
+    np.testing.assert_allclose(scores, Classifier("xception_96", tiny_weights).predict(crops), atol=1e-5)
+    assert "cannot cache the ONNX model" in caplog.text
+
+
+def test_onnx_backend_matches_tensorflow_on_the_trained_weights(tmp_path, monkeypatch):
+    pytest.importorskip("tf2onnx")
+    pytest.importorskip("onnxruntime")
+    from dfd_kit.synth import astronaut_face
+    from dfd_kit.weights import weights_dir
+
+    folder = weights_dir()
+    path = folder / "xception_sbi_128.weights.h5" if folder else None
+    if path is None or not path.is_file():
+        pytest.skip("the trained weights are not in this checkout")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    import cv2
+
+    info = resolve_weights(path)
+    rng = np.random.default_rng(4)
+    face = cv2.resize(astronaut_face(), (128, 128))
+    crops = np.stack([face, face[:, ::-1], *rng.integers(0, 256, (4, 128, 128, 3), dtype=np.uint8)]).astype(np.uint8)
+    tf_scores = Classifier(info.config, info.path).predict(crops)
+    assert tf_scores.std() > 0.01  # trained weights: scores that differ, so the comparison means something
+    np.testing.assert_allclose(Classifier(info.config, info.path, backend="onnx").predict(crops), tf_scores, atol=1e-4)

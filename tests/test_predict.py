@@ -55,6 +55,7 @@ def test_whole_folder_without_sample_submission(folder, predictor, tmp_path):
     out = tmp_path / "s.csv"
     predict_folder(folder, out, predictor=predictor, progress=False)
     _check(out, sorted(["good.mp4", "two people.mp4", "no_face.mp4", "corrupt.mp4", "empty.mp4"]))
+    assert predictor.classifier.backend == "onnx"  # "auto" on a CPU with the cpu extra installed
 
 
 def test_time_budget_exhausted_still_writes_every_row(folder, predictor, tmp_path):
