@@ -125,8 +125,8 @@ class Predictor:
         precision: ``"auto"`` or one of :data:`dfd_kit.models.PRECISIONS`.
         detect_scale: downscale factor for face detection.
         decoder: force one decoder (``"opencv"``, ``"pyav"``, ``"dali"``), no fallback.
-        backend: classifier runtime: ``"auto"`` (ONNX Runtime on CPU when installed, else
-            TensorFlow), ``"tf"`` or ``"onnx"``.
+        backend: classifier runtime: ``"auto"`` (ONNX Runtime on CPU when it is installed and there
+            is a weights file to cache the conversion by, else TensorFlow), ``"tf"`` or ``"onnx"``.
     """
 
     def __init__(
@@ -153,7 +153,8 @@ class Predictor:
         self.frames, self.policy, self.rule, self.clip, self.prior = frames, policy, rule, clip, prior
         self.finder_args = dict(device=self.device, image_size=cfg.input_size, margin=cfg.margin, detect_scale=detect_scale, decoder=decoder)
         if backend == "auto":
-            backend = "onnx" if self.device == "cpu" and self.precision == "float32" and onnx_available() else "tf"
+            onnx = self.device == "cpu" and self.precision == "float32" and self.weights.path is not None
+            backend = "onnx" if onnx and onnx_available() else "tf"
         self.classifier = Classifier(cfg, self.weights.path, precision=self.precision, backend=backend)
 
     @cached_property

@@ -58,6 +58,13 @@ def test_whole_folder_without_sample_submission(folder, predictor, tmp_path):
     assert predictor.classifier.backend == "onnx"  # "auto" on a CPU with the cpu extra installed
 
 
+def test_untrained_placeholder_stays_on_tensorflow():
+    from dfd_kit.predict import Predictor
+
+    # no weights file to key the ONNX cache by: converting on every run would cost more than it saves
+    assert Predictor(weights=None, config="xception_96", device="cpu").classifier.backend == "tf"
+
+
 def test_time_budget_exhausted_still_writes_every_row(folder, predictor, tmp_path):
     out = tmp_path / "s.csv"
     summary = predict_folder(folder, out, predictor=predictor, time_budget=1.0, progress=False)
