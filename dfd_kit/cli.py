@@ -12,7 +12,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import typer  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Deepfake video detection for DFDC-format folders.")
-log = logging.getLogger("dfd_kit")
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 __all__ = ["make_demo", "write_video", "pan_zoom"]
 

@@ -15,15 +15,12 @@ of the original:
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from .decode import Frames
 from .errors import NoFaceError
-
-log = logging.getLogger(__name__)
 
 __all__ = ["Faces", "FaceSampler", "square_box"]
 

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import logging
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,8 +18,6 @@ import numpy as np
 
 from .device import import_tensorflow
 from .errors import WeightsError
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "ModelConfig",

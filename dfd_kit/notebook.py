@@ -28,7 +28,8 @@ __all__ = [
     "stage_table",
     "plot_labels",
     "show_inference_summary",
-    "show_result",
+    "show_extract_summary",
+    "show_train_summary",
 ]
 
 # Import name -> the distribution names that may provide it, for the environment table.

@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-import numpy as np
-
 from .aggregate import aggregate
 from .budget import TimeBudget
 from .decode import Sampling, make_decoder

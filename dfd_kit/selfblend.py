@@ -16,12 +16,9 @@ The face region comes from the detector box (in crop pixels), so it works on any
 
 from __future__ import annotations
 
-import logging
 
 import cv2
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 __all__ = ["BLEND_RATIOS", "box_in_crop", "face_mask", "source_transform", "self_blend", "self_blend_seeded"]
 
