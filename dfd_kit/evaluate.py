@@ -19,7 +19,7 @@ from .metadata import read_metadata
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Evaluation", "read_labels", "join", "evaluate", "plot"]
+__all__ = ["Evaluation", "binary_metrics", "read_labels", "join", "evaluate", "plot"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,18 @@ class Evaluation:
         )
 
 
+def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """``log_loss``, ``auc`` (NaN with one class) and ``accuracy`` (of ``p >= 0.5``) of the
+    probabilities of FAKE ``p`` (float ``[N]``) against the labels ``y`` (``[N]``, 1 = FAKE)."""
+    from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+
+    return {
+        "log_loss": float(log_loss(y, p, labels=[0, 1])),
+        "auc": float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan"),
+        "accuracy": float(accuracy_score(y, p >= 0.5)),
+    }
+
+
 def read_labels(metadata: str | Path) -> pd.Series:
     """``metadata.json`` → int Series (1 = FAKE, 0 = REAL) indexed by file name."""
     meta = read_metadata(metadata)
@@ -91,18 +103,15 @@ def evaluate(submission: str | Path, metadata: str | Path, plot_path: str | Path
     Returns:
         The :class:`Evaluation` and the joined ``filename, p, y`` table.
     """
-    from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+    from sklearn.metrics import log_loss
 
     table = join(submission, metadata)
     y, p = table["y"].to_numpy(), table["p"].to_numpy(np.float64)
     prior = float(y.mean())
-    both = len(np.unique(y)) == 2
     result = Evaluation(
         videos=len(table),
         fake=int(y.sum()),
-        log_loss=float(log_loss(y, p, labels=[0, 1])),
-        auc=float(roc_auc_score(y, p)) if both else float("nan"),
-        accuracy=float(accuracy_score(y, p >= 0.5)),
+        **binary_metrics(y, p),
         prior=prior,
         prior_log_loss=float(log_loss(y, np.full(len(y), prior), labels=[0, 1])),
         half_log_loss=float(log_loss(y, np.full(len(y), 0.5), labels=[0, 1])),

@@ -40,6 +40,7 @@ import pandas as pd
 from .aggregate import aggregate
 from .atomic import write_atomic
 from .device import import_tensorflow
+from .evaluate import binary_metrics
 from .models import ModelConfig, build_xception, get_config, preprocess_input
 from .selfblend import box_in_crop, self_blend_seeded
 from .weights import save_weights
@@ -272,18 +273,10 @@ def video_metrics(scores: np.ndarray, labels: np.ndarray, videos: np.ndarray, cl
     Returns:
         ``{"video_log_loss", "video_auc", "video_accuracy", "videos"}`` (AUC is NaN with one class).
     """
-    from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
-
     frame = pd.DataFrame({"video": videos, "score": scores, "label": labels})
     per_video = frame.groupby("video", sort=True).agg(label=("label", "first"), p=("score", lambda s: aggregate(s.to_numpy(), "mean", clip)))
-    y, p = per_video["label"].to_numpy(), per_video["p"].to_numpy()
-    auc = float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
-    return {
-        "video_log_loss": float(log_loss(y, p, labels=[0, 1])),
-        "video_auc": auc,
-        "video_accuracy": float(accuracy_score(y, p >= 0.5)),
-        "videos": int(len(per_video)),
-    }
+    metrics = binary_metrics(per_video["label"].to_numpy(), per_video["p"].to_numpy())
+    return {**{f"video_{k}": v for k, v in metrics.items()}, "videos": int(len(per_video))}
 
 
 class VideoCheckpoint(keras.callbacks.Callback):
