@@ -1,8 +1,8 @@
 """Training data: face crops of every video of DFDC folders, cut exactly as inference cuts them.
 
-For each video, :func:`extract_folders` runs the inference stages unchanged —
-:class:`~dfd_kit.decode.Sampling` → ``make_decoder("cpu").read`` → :class:`~dfd_kit.faces.FaceSampler`
-— and writes each crop as a JPEG of one size (the model config's input size) plus one metadata row.
+For each video, :func:`extract_folders` runs the inference stages unchanged, built by the same
+:class:`~dfd_kit.predict.FaceFinder` — :class:`~dfd_kit.decode.Sampling` → decoder →
+:class:`~dfd_kit.faces.FaceSampler` — and writes each crop as a JPEG of one size (the model config's input size) plus one metadata row.
 Still photos (a folder of face images, all REAL) go through the same path as one-frame videos
 (:func:`read_photo`), so a model trained on them sees the crops inference will show it.
 
@@ -35,10 +35,11 @@ import numpy as np
 import pandas as pd
 
 from .atomic import PARTIAL, write_atomic
-from .decode import Frames, Sampling, make_decoder
+from .decode import Frames, Sampling
 from .errors import DFDError, InputError
-from .faces import FaceSampler, square_box
+from .faces import square_box
 from .metadata import read_metadata
+from .predict import FaceFinder
 from .submission import list_videos
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,11 @@ class ExtractSettings:
     photo_side: int = 720
     photo_pad: float = 0.1
     quality: int = 95
+
+    def finder(self, device: str = "cpu") -> FaceFinder:
+        """The decoder and face sampler of inference (:class:`~dfd_kit.predict.FaceFinder`), built
+        with these settings' crop size, margin and detection scale."""
+        return FaceFinder(device, self.image_size, self.margin, self.detect_scale)
 
 
 @dataclass(frozen=True)
@@ -183,19 +189,18 @@ def _init_worker(settings: ExtractSettings, torch_threads: int) -> None:
     import torch
 
     torch.set_num_threads(torch_threads)
-    _WORKER["decoder"] = make_decoder("cpu")
-    _WORKER["sampler"] = FaceSampler(image_size=settings.image_size, margin=settings.margin, scale=settings.detect_scale)
+    _WORKER["finder"] = settings.finder()
     _WORKER["settings"] = settings
 
 
-def extract_one(task: Task, out_dir: Path, settings: ExtractSettings, decoder=None, sampler: FaceSampler | None = None) -> dict:
+def extract_one(task: Task, out_dir: Path, settings: ExtractSettings, finder: FaceFinder | None = None) -> dict:
     """Extract one video's faces; write its crops and its part; return the part.
 
     Args:
         task: the video.
         out_dir: the extraction folder.
         settings: sampling and crop settings.
-        decoder, sampler: ready stage objects (built from ``settings`` when ``None``).
+        finder: the ready decoder and face sampler (built from ``settings`` when ``None``).
 
     Returns:
         ``{"video", "folder", "label", "original", "status", "error", "n_frames", "faces": [rows]}``
@@ -203,15 +208,14 @@ def extract_one(task: Task, out_dir: Path, settings: ExtractSettings, decoder=No
     """
     import cv2
 
-    decoder = decoder or make_decoder("cpu")
-    sampler = sampler or FaceSampler(image_size=settings.image_size, margin=settings.margin, scale=settings.detect_scale)
+    finder = finder or settings.finder()
     part = {"video": task.video, "folder": task.folder, "label": task.label, "original": task.original}
     try:
         if task.photo:
             frames = read_photo(task.path, settings.photo_side, settings.photo_pad)
         else:
-            frames = decoder.read(task.path, Sampling(settings.frames, settings.policy))
-        faces = sampler(frames)
+            frames = finder.decoder.read(task.path, Sampling(settings.frames, settings.policy))
+        faces = finder.face_sampler(frames)
     except Exception as err:  # noqa: BLE001 - one bad video must never stop the run
         if not isinstance(err, DFDError):
             log.exception("unexpected error on %s", task.path)
@@ -253,7 +257,7 @@ def _finish_part(out_dir: Path, task: Task, part: dict) -> dict:
 
 def _run_task(task: Task, out_dir: Path) -> dict:
     """Worker entry point: :func:`extract_one` with the worker's stage objects."""
-    return extract_one(task, out_dir, _WORKER["settings"], _WORKER["decoder"], _WORKER["sampler"])
+    return extract_one(task, out_dir, _WORKER["settings"], _WORKER["finder"])
 
 
 def extract(
@@ -291,10 +295,9 @@ def extract(
 
         run_on_ray(todo, out_dir, settings, ray, on_part=on_part)
     elif workers <= 0:
-        decoder = make_decoder("cpu")
-        sampler = FaceSampler(image_size=settings.image_size, margin=settings.margin, scale=settings.detect_scale)
+        finder = settings.finder()
         for task in todo:
-            _log_part(extract_one(task, out_dir, settings, decoder, sampler))
+            _log_part(extract_one(task, out_dir, settings, finder))
             bar.update()
     elif todo:
         torch_threads = max(1, (os.cpu_count() or 1) // workers)

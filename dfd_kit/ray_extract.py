@@ -23,14 +23,11 @@ __all__ = ["run_on_ray"]
 def _extract_group(tasks: list, out_dir: Path, settings, device: str, torch_threads: int) -> list[dict]:
     import torch
 
-    from .decode import make_decoder
     from .extract import extract_one
-    from .faces import FaceSampler
 
     torch.set_num_threads(torch_threads)
-    decoder = make_decoder(device)
-    sampler = FaceSampler(image_size=settings.image_size, margin=settings.margin, scale=settings.detect_scale, device=device)
-    return [extract_one(task, out_dir, settings, decoder, sampler) for task in tasks]
+    finder = settings.finder(device)
+    return [extract_one(task, out_dir, settings, finder) for task in tasks]
 
 
 def run_on_ray(
