@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["make_demo", "write_video", "pan_zoom"]
+__all__ = ["ASTRONAUT_FACE", "make_demo", "write_video", "pan_zoom"]
+
+ASTRONAUT_FACE = (165, 55, 300, 215)  # the face box in skimage.data.astronaut(): x1, y1, x2, y2 pixels
 
 
 def write_video(
@@ -90,7 +92,7 @@ def make_demo(folder: str | Path, frames_per_video: int = 30, seed: int = 0) -> 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     astronaut = data.astronaut()
-    faked = _fake_face(astronaut, (165, 55, 300, 215), seed)
+    faked = _fake_face(astronaut, ASTRONAUT_FACE, seed)
     write_video(pan_zoom(astronaut, frames_per_video), folder / "real_astronaut.mp4")
     write_video(pan_zoom(faked, frames_per_video), folder / "fake_astronaut.mp4")
     write_video(pan_zoom(data.coffee(), frames_per_video), folder / "no_face.mp4")

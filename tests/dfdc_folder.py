@@ -12,16 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from dfd_kit.demo import pan_zoom, write_video
+from dfd_kit.demo import ASTRONAUT_FACE, pan_zoom, write_video
 from dfd_kit.selfblend import self_blend
 
-FACE = (165, 55, 300, 215)  # the astronaut's face box in skimage.data.astronaut(), x1, y1, x2, y2
 SIZE = (240, 320)
 
 
 def blended_face(image: np.ndarray, seed: int) -> np.ndarray:
     """``image`` with its face region replaced by a self-blended copy: uint8 ``[H, W, 3]``."""
-    x1, y1, x2, y2 = FACE
+    x1, y1, x2, y2 = ASTRONAUT_FACE
     side = max(x2 - x1, y2 - y1) + 40
     left, top = (x1 + x2 - side) // 2, (y1 + y2 - side) // 2
     crop = image[top : top + side, left : left + side]
