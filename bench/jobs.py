@@ -82,7 +82,7 @@ def naive(clips: list[Path], weights: Path, frames: int) -> dict:
     from facenet_pytorch import MTCNN
 
     from dfd_kit.faces import square_box
-    from dfd_kit.models import create_model, preprocess_input
+    from dfd_kit.models import create_model, preprocess_for
     from dfd_kit.sampling import sample_indices
     from dfd_kit.weights import resolve_weights
 
@@ -113,7 +113,7 @@ def naive(clips: list[Path], weights: Path, frames: int) -> dict:
                     x1, y1, x2, y2 = square_box(box, info.config.margin, *img.shape[:2])
                     crops.append(cv2.resize(img[y1:y2, x1:x2], (size, size)))
         t3 = time.perf_counter()
-        scores = [float(model.predict(preprocess_input(c[None]), verbose=0)[0, 0]) for c in crops]
+        scores = [float(model.predict(preprocess_for(info.config)(c[None]), verbose=0)[0, 0]) for c in crops]
         t4 = time.perf_counter()
         label = float(np.mean(scores)) if scores else 0.5
         t5 = time.perf_counter()

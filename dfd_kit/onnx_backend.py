@@ -1,6 +1,6 @@
 """Run a Keras classifier with ONNX Runtime: the same weights and scores, faster on CPU.
 
-The Keras model (with Xception's ``preprocess_input`` inside the graph, so it takes uint8 crops)
+The Keras model (with its ``preprocess_input`` inside the graph, so it takes uint8 crops)
 is converted once with tf2onnx and cached under ``$XDG_CACHE_HOME/dfd_kit/onnx`` (default
 ``~/.cache``), keyed by the weights file's sha256 and the converter's and runtime's versions, so
 later runs load it in well under a second. Measured by ``python -m bench`` on this project's 2-core
@@ -52,20 +52,21 @@ class OnnxForward:
     """``crops uint8 [B, S, S, 3] -> P(FAKE) float32 [B]`` through ONNX Runtime.
 
     Args:
-        model: the Keras model (float32 ``[B, S, S, 3]`` in ``[-1, 1]`` → ``[B, 1]``).
+        forward: the TensorFlow function to convert: uint8 crops ``[B, S, S, 3]`` → float32 ``[B]``
+            (the Keras model with its ``preprocess_input`` in front).
         input_size: ``S``.
         weights_sha256: cache key of the weights (``None``: convert every time, no cache).
         threads: ONNX Runtime intra-op threads (0 lets it choose).
     """
 
-    def __init__(self, model, input_size: int, weights_sha256: str | None = None, threads: int = 0) -> None:
+    def __init__(self, forward, input_size: int, weights_sha256: str | None = None, threads: int = 0) -> None:
         import onnxruntime as ort
 
         cache = _cache_path(weights_sha256, input_size) if weights_sha256 else None
         if cache is not None and cache.is_file():
             blob = cache.read_bytes()
         else:
-            blob = self._convert(model, input_size)
+            blob = self._convert(forward, input_size)
             if cache is not None:
                 _store(cache, blob)
         options = ort.SessionOptions()
@@ -78,16 +79,13 @@ class OnnxForward:
         self._input = self._session.get_inputs()[0].name
 
     @staticmethod
-    def _convert(model, input_size: int) -> bytes:
+    def _convert(forward, input_size: int) -> bytes:
         import tensorflow as tf
         import tf2onnx
 
-        from .models import preprocess_input
-
         log.info("converting the classifier to ONNX (once per weights file; cached)")
         spec = (tf.TensorSpec((None, input_size, input_size, 3), tf.uint8, name="crops"),)
-        function = tf.function(lambda crops: tf.reshape(model(preprocess_input(crops), training=False), [-1]))
-        proto, _ = tf2onnx.convert.from_function(function, input_signature=spec, opset=17)
+        proto, _ = tf2onnx.convert.from_function(forward, input_signature=spec, opset=17)
         return proto.SerializeToString()
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:

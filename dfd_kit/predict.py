@@ -72,14 +72,14 @@ class FaceFinder:
 
     Args:
         device: resolved device, ``"cpu"`` or ``"cuda"``.
-        image_size, margin: crop size and relative margin (from the model config).
+        image_size, margin, shift: crop size, relative margin and vertical shift (from the model config).
         detect_scale: downscale factor for face detection.
         decoder: force one decoder (``"opencv"``, ``"pyav"``, ``"dali"``), no fallback.
     """
 
-    def __init__(self, device: str, image_size: int, margin: float, detect_scale: float = 0.5, decoder: str | None = None) -> None:
+    def __init__(self, device: str, image_size: int, margin: float, detect_scale: float = 0.5, decoder: str | None = None, shift: float = 0.0) -> None:
         self.decoder = make_decoder(device, decoder)
-        self.face_sampler = FaceSampler(image_size=image_size, margin=margin, scale=detect_scale, device=device)
+        self.face_sampler = FaceSampler(image_size=image_size, margin=margin, shift=shift, scale=detect_scale, device=device)
 
     def __call__(self, path: str | Path, n_frames: int, policy: str = "even") -> FoundFaces:
         """Faces of one video. Raises :class:`~dfd_kit.errors.DecodeError` or :class:`~dfd_kit.errors.NoFaceError`."""
@@ -125,6 +125,7 @@ class Predictor:
         decoder: force one decoder (``"opencv"``, ``"pyav"``, ``"dali"``), no fallback.
         backend: classifier runtime: ``"auto"`` (ONNX Runtime on CPU when it is installed and there
             is a weights file to cache the conversion by, else TensorFlow), ``"tf"`` or ``"onnx"``.
+        flip: also score every face mirrored and average (test-time augmentation, 2x classifier time).
     """
 
     def __init__(
@@ -141,6 +142,7 @@ class Predictor:
         detect_scale: float = 0.5,
         decoder: str | None = None,
         backend: str = "auto",
+        flip: bool = False,
     ) -> None:
         self.device = resolve_device(device)
         self.weights = resolve_weights(weights, config)
@@ -149,11 +151,11 @@ class Predictor:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be 'auto' or one of {PRECISIONS}, got {precision!r}")
         self.frames, self.policy, self.rule, self.clip, self.prior = frames, policy, rule, clip, prior
-        self.finder_args = dict(device=self.device, image_size=cfg.input_size, margin=cfg.margin, detect_scale=detect_scale, decoder=decoder)
+        self.finder_args = dict(device=self.device, image_size=cfg.input_size, margin=cfg.margin, shift=cfg.shift, detect_scale=detect_scale, decoder=decoder)
         if backend == "auto":
             onnx = self.device == "cpu" and self.precision == "float32" and self.weights.path is not None
             backend = "onnx" if onnx and onnx_available() else "tf"
-        self.classifier = Classifier(cfg, self.weights.path, precision=self.precision, backend=backend)
+        self.classifier = Classifier(cfg, self.weights.path, precision=self.precision, backend=backend, flip=flip, calibration=self.weights.calibration)
 
     @cached_property
     def find_faces(self) -> FaceFinder:

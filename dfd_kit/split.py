@@ -21,12 +21,21 @@ log = logging.getLogger(__name__)
 __all__ = ["group_of", "split_table", "split_file"]
 
 
-def group_of(table: pd.DataFrame) -> pd.Series:
-    """The group key of every row: ``original`` where set, else the row's own ``video``."""
-    return table["original"].where(table["original"].notna() & (table["original"] != ""), table["video"]).astype(str)
+def group_of(table: pd.DataFrame, pattern: str | None = None) -> pd.Series:
+    """The group key of every row: ``original`` where set, else the row's own ``video``.
+
+    With ``pattern`` (a regular expression), the key is its first match in that name (the whole name
+    where it does not match): ``^[a-z0-9]+`` groups ``obama_1.mp4`` with ``obama_2.mp4``, for clips
+    whose names start with the person or the source they share.
+    """
+    key = table["original"].where(table["original"].notna() & (table["original"] != ""), table["video"]).astype(str)
+    if pattern is None:
+        return key
+    matched = key.str.extract(f"({pattern})", expand=False)
+    return matched.where(matched.notna() & (matched != ""), key)
 
 
-def split_table(table: pd.DataFrame, val_fraction: float = 0.2, seed: int = 0) -> pd.DataFrame:
+def split_table(table: pd.DataFrame, val_fraction: float = 0.2, seed: int = 0, pattern: str | None = None) -> pd.DataFrame:
     """Add a ``group`` column and a ``split`` column (``"train"`` / ``"val"``), split by group.
 
     Args:
@@ -34,6 +43,7 @@ def split_table(table: pd.DataFrame, val_fraction: float = 0.2, seed: int = 0) -
         val_fraction: share of the groups that go to validation (at least one group when there
             are two or more).
         seed: seed of the group shuffle (same seed, same table: same split).
+        pattern: coarser groups by a regular expression over the names (see :func:`group_of`).
 
     Returns:
         A copy of ``table`` with ``group`` and ``split``.
@@ -43,7 +53,7 @@ def split_table(table: pd.DataFrame, val_fraction: float = 0.2, seed: int = 0) -
     from sklearn.model_selection import GroupShuffleSplit
 
     out = table.copy()
-    out["group"] = group_of(out)
+    out["group"] = group_of(out, pattern)
     out["split"] = "train"
     if out["group"].nunique() < 2:
         log.warning("only one group: everything is training data, validation is empty")
@@ -56,9 +66,9 @@ def split_table(table: pd.DataFrame, val_fraction: float = 0.2, seed: int = 0) -
     return out
 
 
-def split_file(path: str | Path, val_fraction: float = 0.2, seed: int = 0) -> pd.DataFrame:
+def split_file(path: str | Path, val_fraction: float = 0.2, seed: int = 0, pattern: str | None = None) -> pd.DataFrame:
     """:func:`split_table` on a Parquet table, written back in place (atomically)."""
     path = Path(path)
-    table = split_table(pd.read_parquet(path), val_fraction, seed)
+    table = split_table(pd.read_parquet(path), val_fraction, seed, pattern)
     write_atomic(path, table.to_parquet(index=False))
     return table

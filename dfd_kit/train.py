@@ -2,11 +2,13 @@
 
 The run, top to bottom (:func:`train`)::
 
-    table  = read_table(faces.parquet)                 # one row per face crop, with split
+    table  = read_table(faces.parquet, ...)            # one row per face crop, with split; several tables concatenate
     train  = train_dataset(table[split == train])      # tf.data: JPEG → pseudo-fakes → augment → batch
     val    = validation_set(table[split == val])       # fixed crops, pseudo-fakes made with fixed seeds
-    model  = build_xception(config) in choose_strategy().scope()
-    model.fit(train, callbacks=[BackupAndRestore, VideoCheckpoint, CSVLogger, TensorBoard])
+    model  = build_classifier(config, init) in choose_strategy().scope()   # random, ImageNet or a file
+    for stage in stages(settings):                     # head → top → all (fine-tuning a pretrained backbone)
+        set_trainable(model, stage); model.compile(...)
+        model.fit(train, callbacks=[BackupAndRestore, VideoCheckpoint, CSVLogger, TensorBoard])
 
 - **Balanced sampling** handles the class imbalance (DFDC is ~84 % FAKE): every batch draws REAL
   and FAKE crops with probability 1/2 each, whatever the counts in the table.
@@ -17,10 +19,18 @@ The run, top to bottom (:func:`train`)::
   averaged and clipped as inference does (:func:`dfd_kit.aggregate.aggregate`), then scored with
   scikit-learn. The best epoch is saved with :func:`dfd_kit.weights.save_weights` (fp16, manifest).
   Training stops after ``patience`` epochs without improvement.
-- **Resumable**: ``keras.callbacks.BackupAndRestore`` keeps the model, optimizer and epoch in
-  ``run_dir/backup`` after every epoch, and :class:`VideoCheckpoint` keeps its best score and
-  patience count in ``run_dir/state.json``; running the same command again continues an
-  interrupted run from its last finished epoch (the data stream restarts from its seed).
+- **Initialisation and stages** (``init``): ``"none"`` trains every layer from random numbers;
+  ``"imagenet"`` (or a weights file of the same config) starts from a trained backbone and follows
+  the Keras transfer-learning recipe: ``head_epochs`` with the backbone frozen (only the head
+  learns, at ``head_learning_rate``), then ``top_epochs`` with the top of the backbone (its last
+  ``TOP_FRACTION`` of layers) unfrozen, then the rest of ``epochs`` with every layer unfrozen, at
+  the lower ``learning_rate``. BatchNormalization layers of a pretrained backbone stay frozen in
+  every stage, so they run in inference mode on their ImageNet statistics.
+- **Resumable**: ``keras.callbacks.BackupAndRestore`` keeps the model, optimizer and epoch of the
+  running stage in ``run_dir/backup_<stage>`` after every epoch, a finished stage leaves its weights
+  in ``run_dir/<stage>.npz``, and :class:`VideoCheckpoint` keeps its best score and patience
+  count in ``run_dir/state.json``; running the same command again continues an interrupted run
+  from its last finished epoch (the data stream restarts from its seed).
 - Logs: ``run_dir/log.csv`` (one row per epoch) and, when the ``tensorboard`` package is installed,
   TensorBoard events in ``run_dir/tensorboard``.
 """
@@ -41,7 +51,7 @@ from .aggregate import aggregate
 from .atomic import write_atomic
 from .device import import_tensorflow
 from .evaluate import binary_metrics
-from .models import ModelConfig, build_xception, get_config, preprocess_input
+from .models import INITS, ModelConfig, build_classifier, get_config, load_weights, preprocess_for
 from .selfblend import box_in_crop, self_blend_seeded
 from .weights import save_weights
 
@@ -64,6 +74,8 @@ __all__ = [
 ]
 
 SBI_MODES = ("off", "mix", "only")
+#: share of a pretrained backbone's layers (from the top) that the ``top`` stage unfreezes
+TOP_FRACTION = 0.25
 
 
 @dataclass(frozen=True)
@@ -72,7 +84,11 @@ class TrainSettings:
 
     Attributes:
         config: registered model config (input size, margin, dropout).
-        epochs: most epochs to run.
+        init: ``"none"`` (random), ``"imagenet"`` or the path of a ``.weights.h5`` file of the same config.
+        epochs: most epochs to run, all stages together.
+        head_epochs: first epochs with the backbone frozen (only with a pretrained ``init``).
+        top_epochs: next epochs with only the top ``TOP_FRACTION`` of the backbone unfrozen.
+        head_learning_rate: peak learning rate while the backbone is frozen.
         steps_per_epoch: batches per epoch (the input stream repeats forever).
         batch_size: crops per batch (global, over all replicas).
         learning_rate: peak learning rate (AdamW), reached after ``warmup_steps``, then cosine decay
@@ -97,7 +113,11 @@ class TrainSettings:
     """
 
     config: str = "xception"
+    init: str = "none"
     epochs: int = 30
+    head_epochs: int = 0
+    top_epochs: int = 0
+    head_learning_rate: float = 1e-3
     steps_per_epoch: int = 200
     batch_size: int = 32
     learning_rate: float = 5e-4
@@ -142,14 +162,21 @@ def choose_strategy():
     return strategy
 
 
-def read_table(path: str | Path) -> tuple[pd.DataFrame, Path]:
-    """A split faces table and the folder its ``path`` column is relative to."""
-    path = Path(path)
-    table = pd.read_parquet(path)
-    missing = {"split", "label", "path"} - set(table.columns)
-    if missing:
-        raise ValueError(f"{path} lacks columns {sorted(missing)}: run extraction, then split")
-    return table, path.parent
+def read_table(*paths: str | Path) -> pd.DataFrame:
+    """One or more split faces tables, concatenated, with every ``path`` made absolute.
+
+    A table's relative ``path`` entries are relative to the table's folder (as :mod:`dfd_kit.extract`
+    writes them); absolute ones (:mod:`dfd_kit.crops`) are kept.
+    """
+    parts = []
+    for path in map(Path, paths):
+        table = pd.read_parquet(path)
+        missing = {"split", "label", "path", "folder", "video"} - set(table.columns)
+        if missing:
+            raise ValueError(f"{path} lacks columns {sorted(missing)}: run extraction, then split")
+        root = path.resolve().parent
+        parts.append(table.assign(path=[str(root / p) for p in table["path"]]))
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def crop_boxes(table: pd.DataFrame, size: int) -> np.ndarray:
@@ -159,13 +186,12 @@ def crop_boxes(table: pd.DataFrame, size: int) -> np.ndarray:
     )
 
 
-def _load(root: Path, size: int):
-    """A tf.data map: relative JPEG path → uint8 ``[size, size, 3]`` RGB."""
+def _load(size: int):
+    """A tf.data map: JPEG path → uint8 ``[size, size, 3]`` RGB."""
     tf = import_tensorflow()
-    prefix = str(root) + os.sep
 
     def load(path):
-        image = tf.io.decode_jpeg(tf.io.read_file(prefix + path), channels=3)
+        image = tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
         image = tf.round(tf.image.resize(image, [size, size], method="area"))
         return tf.ensure_shape(tf.cast(image, tf.uint8), [size, size, 3])
 
@@ -183,12 +209,11 @@ def _rows(table: pd.DataFrame, size: int):
     return tf.data.Dataset.from_tensor_slices((table["path"].to_numpy(str), crop_boxes(table, size)))
 
 
-def train_dataset(table: pd.DataFrame, root: Path, size: int, settings: TrainSettings):
+def train_dataset(table: pd.DataFrame, size: int, settings: TrainSettings):
     """The training stream: balanced REAL/FAKE, pseudo-fakes on the fly, augmented, batched.
 
     Args:
-        table: training rows (``label`` REAL/FAKE, ``path`` relative to ``root``, boxes).
-        root: folder of the crops.
+        table: training rows (``label`` REAL/FAKE, absolute ``path``, boxes: :func:`read_table`).
         size: model input size in pixels.
         settings: batch size, pseudo-fake mode and seed.
 
@@ -203,7 +228,8 @@ def train_dataset(table: pd.DataFrame, root: Path, size: int, settings: TrainSet
     reals, fakes = table[table["label"] == "REAL"], table[table["label"] == "FAKE"]
     if reals.empty:
         raise ValueError("no REAL rows to train on")
-    load, auto, seed = _load(root, size), tf.data.AUTOTUNE, settings.seed
+    load, auto, seed = _load(size), tf.data.AUTOTUNE, settings.seed
+    preprocess = preprocess_for(settings.config)
 
     def stream(rows: pd.DataFrame, offset: int):
         ds = _rows(rows, size).shuffle(len(rows), seed=seed + offset, reshuffle_each_iteration=True).repeat()
@@ -227,10 +253,10 @@ def train_dataset(table: pd.DataFrame, root: Path, size: int, settings: TrainSet
     seeds = tf.data.Dataset.random(seed=seed + 7).batch(2)
     ds = tf.data.Dataset.zip(labelled, seeds).map(lambda xy, s: (augment(xy[0], s), xy[1]), num_parallel_calls=auto)
     ds = ds.batch(settings.batch_size, drop_remainder=True)
-    return ds.map(lambda x, y: (preprocess_input(x), tf.reshape(y, [-1, 1])), num_parallel_calls=auto).prefetch(auto)
+    return ds.map(lambda x, y: (preprocess(x), tf.reshape(y, [-1, 1])), num_parallel_calls=auto).prefetch(auto)
 
 
-def validation_set(table: pd.DataFrame, root: Path, size: int, settings: TrainSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def validation_set(table: pd.DataFrame, size: int, settings: TrainSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The fixed validation crops: the table's rows, plus a self-blended copy of every REAL row.
 
     Pseudo-fakes (when ``settings.sbi`` is not ``"off"``) are made with seeds fixed by the row
@@ -242,7 +268,7 @@ def validation_set(table: pd.DataFrame, root: Path, size: int, settings: TrainSe
         str ``[N]`` video keys (``folder/video``) to average faces over.
     """
     tf = import_tensorflow()
-    load = _load(root, size)
+    load = _load(size)
     crops = np.stack([load(p).numpy() for p in table["path"]]) if len(table) else np.zeros((0, size, size, 3), np.uint8)
     labels = (table["label"] == "FAKE").to_numpy(np.float32)
     videos = (table["folder"].astype(str) + "/" + table["video"].astype(str)).to_numpy(str)
@@ -313,7 +339,7 @@ class VideoCheckpoint(keras.callbacks.Callback):
     def scores(self) -> np.ndarray:
         """The model's face scores on the validation crops: float32 ``[N]``."""
         tf = import_tensorflow()
-        ds = tf.data.Dataset.from_tensor_slices(self.crops).batch(self.batch_size).map(preprocess_input)
+        ds = tf.data.Dataset.from_tensor_slices(self.crops).batch(self.batch_size).map(preprocess_for(self.config))
         return self.model.predict(ds, verbose=0).reshape(-1).astype(np.float32)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -330,26 +356,83 @@ class VideoCheckpoint(keras.callbacks.Callback):
             log.info("epoch %d: video log loss %.4f, best %.4f at epoch %d", epoch + 1, loss, self.state["best"], self.state["best_epoch"])
             if self.state["wait"] >= self.patience:
                 log.info("early stop: no better video log loss for %d epochs", self.patience)
-                self.model.stop_training = True
+                self.state["stopped"] = True
+        if self.state.get("stopped"):
+            self.model.stop_training = True
         write_atomic(self.state_path, json.dumps(self.state, indent=1).encode())
 
 
-def train(table_path: str | Path, out: str | Path, run_dir: str | Path, settings: TrainSettings, command: str | None = None, progress: bool = True) -> dict:
+def stages(settings: TrainSettings) -> list[tuple[str, int, int]]:
+    """The run's stages as ``(name, first epoch, end epoch)``: ``head``, ``top``, ``all`` (empty ones left out).
+
+    From random numbers (``init="none"``) there is one stage, ``all``: a frozen random backbone
+    learns nothing.
+    """
+    if settings.init == "none":
+        return [("all", 0, settings.epochs)]
+    head = min(settings.head_epochs, settings.epochs)
+    top = min(head + settings.top_epochs, settings.epochs)
+    plan = [("head", 0, head), ("top", head, top), ("all", top, settings.epochs)]
+    return [stage for stage in plan if stage[2] > stage[1]]
+
+
+def set_trainable(model, stage: str, pretrained: bool) -> None:
+    """Freeze ``model`` for ``stage``: ``head`` trains the head only, ``top`` the head and the top
+    :data:`TOP_FRACTION` of the backbone's layers, ``all`` everything. BatchNormalization layers of a
+    ``pretrained`` backbone stay frozen (inference mode, ImageNet statistics) in every stage."""
+    layers = [layer for layer in model.layers if layer.weights]
+    backbone = [layer for layer in layers if not layer.name.startswith("head")]
+    first_trainable = {"head": len(backbone), "top": int(len(backbone) * (1 - TOP_FRACTION)), "all": 0}[stage]
+    for i, layer in enumerate(backbone):
+        frozen_bn = pretrained and isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = i >= first_trainable and not frozen_bn
+    for layer in layers[len(backbone) :]:
+        layer.trainable = True
+
+
+def _compile(model, stage: str, steps: int, settings: TrainSettings, precision: str) -> None:
+    peak = settings.head_learning_rate if stage == "head" else settings.learning_rate
+    warmup = min(settings.warmup_steps, steps - 1)
+    schedule = keras.optimizers.schedules.CosineDecay(0.0, max(1, steps - warmup), warmup_target=peak, warmup_steps=warmup)
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=settings.weight_decay)
+    if precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.BinaryCrossentropy(),
+        metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")],
+    )
+
+
+def _initial_model(cfg: ModelConfig, settings: TrainSettings, precision: str):
+    """The model a run starts from: random (``none``), ImageNet backbone, or a weights file of ``cfg``."""
+    if settings.init in INITS:
+        model = build_classifier(cfg, precision, init=settings.init)
+    else:
+        model = build_classifier(cfg, precision)
+        load_weights(model, settings.init, cfg)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = settings.bn_momentum
+    return model
+
+
+def train(table_path: str | Path | list, out: str | Path, run_dir: str | Path, settings: TrainSettings, command: str | None = None, progress: bool = True) -> dict:
     """Train (or resume training) and save the best weights to ``out``.
 
     Args:
-        table_path: the split faces table (``faces.parquet``).
+        table_path: the split faces table (``faces.parquet``), or a list of them (concatenated).
         out: ``.weights.h5`` path for the best weights; its folder's ``manifest.json`` gets an entry
-            (config, training settings and data, validation metrics, command, sha256) and the
+            (config, init, training settings and data, validation metrics, command, sha256) and the
             file becomes its default.
-        run_dir: folder for the backup, the state, ``log.csv`` and TensorBoard events; an
-            unfinished run there is resumed.
+        run_dir: folder for the backups, the stage weights, the state, ``log.csv`` and TensorBoard
+            events; an unfinished run there is resumed.
         settings: see :class:`TrainSettings`.
         command: the command line, recorded in the manifest.
         progress: Keras progress bars.
 
     Returns:
-        The callback state: ``{"best", "best_epoch", "wait", "metrics"}``.
+        The callback state: ``{"best", "best_epoch", "wait", "metrics", "stages_done"}``.
     """
     tf = import_tensorflow()
     strategy = choose_strategy()  # first: a multi-worker strategy must be set up before any TF op
@@ -360,45 +443,35 @@ def train(table_path: str | Path, out: str | Path, run_dir: str | Path, settings
         )
     if settings.input == "dali" and settings.sbi != "off":
         raise ValueError("input='dali' reads pseudo-fakes from files: train with sbi='off' (or input='tfdata')")
+    if settings.init not in INITS and not Path(settings.init).is_file():
+        raise ValueError(f"init must be one of {INITS} or a weights file, got {settings.init!r}")
     cfg = get_config(settings.config)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    backup = run_dir / "backup"
-    resume = backup.is_dir()
-    table, root = read_table(table_path)
+    state_path = run_dir / "state.json"
+    resume = state_path.is_file() or any(run_dir.glob("backup_*"))
+    tables = [table_path] if isinstance(table_path, (str, Path)) else list(table_path)
+    table = read_table(*tables)
     train_rows, val_rows = table[table["split"] == "train"], table[table["split"] == "val"]
     if val_rows.empty:
         raise ValueError("the validation split is empty: model selection needs validation videos")
     size = cfg.input_size
     keras.utils.set_random_seed(settings.seed)
-    crops, labels, videos = validation_set(val_rows, root, size, settings)
+    crops, labels, videos = validation_set(val_rows, size, settings)
     log.info(
-        "train: %d crops (%d REAL, %d FAKE), val: %d crops of %d videos; sbi=%s; %s",
+        "train: %d crops (%d REAL, %d FAKE), val: %d crops of %d videos; init=%s, sbi=%s; %s",
         len(train_rows), int((train_rows["label"] == "REAL").sum()), int((train_rows["label"] == "FAKE").sum()),
-        len(crops), len(set(videos)), settings.sbi, "resuming" if resume else "new run",
+        len(crops), len(set(videos)), settings.init, settings.sbi, "resuming" if resume else "new run",
     )  # fmt: skip
     precision = "mixed_float16" if tf.config.list_logical_devices("GPU") else "float32"
     with strategy.scope():
-        model = build_xception(size, cfg.dropout, precision)
-        for layer in model.layers:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.momentum = settings.bn_momentum
-        total = settings.epochs * settings.steps_per_epoch
-        warmup = min(settings.warmup_steps, total - 1)
-        schedule = keras.optimizers.schedules.CosineDecay(0.0, total - warmup, warmup_target=settings.learning_rate, warmup_steps=warmup)
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=settings.weight_decay)
-        if precision == "mixed_float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        model.compile(
-            optimizer=optimizer,
-            loss=keras.losses.BinaryCrossentropy(),
-            metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")],
-        )
+        model = _initial_model(cfg, settings, precision)
     manifest = {
+        "init": settings.init if settings.init in INITS else Path(settings.init).name,
         "training": {
             "settings": asdict(settings),
             "data": {
-                "table": str(Path(table_path).resolve()),
+                "tables": [str(Path(t).resolve()) for t in tables],
                 "folders": sorted(table["folder"].astype(str).unique()),
                 "train_crops": int(len(train_rows)),
                 "train_groups": int(train_rows["group"].nunique()) if "group" in train_rows else None,
@@ -408,21 +481,39 @@ def train(table_path: str | Path, out: str | Path, run_dir: str | Path, settings
         },
         "command": command,
     }
-    checkpoint = VideoCheckpoint(
-        crops, labels, videos, Path(out), cfg, run_dir / "state.json", settings.patience, settings.clip, settings.batch_size, manifest, resume
-    )
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(backup)),
-        checkpoint,
-        keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=resume),
-    ]
-    if importlib.util.find_spec("tensorboard") is not None:
-        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0))
+    checkpoint = VideoCheckpoint(crops, labels, videos, Path(out), cfg, state_path, settings.patience, settings.clip, settings.batch_size, manifest, resume)
     if settings.input == "dali":
         from .dali_input import distributed_dataset
 
-        ds = distributed_dataset(strategy, train_rows, root, size, settings.batch_size, settings.seed)
+        ds = distributed_dataset(strategy, train_rows, size, settings.batch_size, settings.seed)
     else:
-        ds = train_dataset(train_rows, root, size, settings)
-    model.fit(ds, epochs=settings.epochs, steps_per_epoch=settings.steps_per_epoch, callbacks=callbacks, shuffle=False, verbose=1 if progress else 2)
+        ds = train_dataset(train_rows, size, settings)
+    done = checkpoint.state.setdefault("stages_done", [])
+    pretrained = settings.init != "none"
+    for name, first, end in stages(settings):
+        stage_weights = run_dir / f"{name}.npz"
+        if name in done:
+            with np.load(stage_weights) as stored:
+                model.set_weights([stored[f"arr_{i}"] for i in range(len(stored.files))])
+            continue
+        if checkpoint.state.get("stopped"):
+            break
+        log.info("stage %s: epochs %d-%d", name, first + 1, end)
+        with strategy.scope():
+            set_trainable(model, name, pretrained)
+            _compile(model, name, (end - first) * settings.steps_per_epoch, settings, precision)
+        callbacks = [
+            keras.callbacks.BackupAndRestore(str(run_dir / f"backup_{name}")),
+            checkpoint,
+            keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
+        ]
+        if importlib.util.find_spec("tensorboard") is not None:
+            callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0))
+        model.fit(ds, initial_epoch=first, epochs=end, steps_per_epoch=settings.steps_per_epoch, callbacks=callbacks,
+                  shuffle=False, verbose=1 if progress else 2)  # fmt: skip
+        with open(stage_weights.with_suffix(".partial"), "wb") as fh:
+            np.savez(fh, *model.get_weights())
+        os.replace(stage_weights.with_suffix(".partial"), stage_weights)
+        done.append(name)
+        write_atomic(state_path, json.dumps(checkpoint.state, indent=1).encode())
     return checkpoint.state

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import WeightsError
-from .models import ModelConfig, get_config
+from .registry import ModelConfig, get_config
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,12 @@ class WeightsInfo:
     path: Path | None
     config: ModelConfig
     entry: dict
+
+    @property
+    def calibration(self) -> tuple[float, float] | None:
+        """Platt scaling ``(a, b)`` of the logit fitted for these weights (``None``: none stored)."""
+        fit = self.entry.get("calibration")
+        return (float(fit["a"]), float(fit["b"])) if fit else None
 
     @property
     def trained(self) -> bool:
@@ -84,8 +90,8 @@ def sha256(path: Path) -> str:
 
 def _config_of(entry: dict, fallback: str | ModelConfig | None, path: Path) -> ModelConfig:
     if "config" in entry:
-        cfg = ModelConfig(**entry["config"])
-        if fallback is not None and get_config(fallback).input_size != cfg.input_size:
+        cfg = ModelConfig.from_dict(entry["config"])
+        if fallback is not None and (get_config(fallback).input_size, get_config(fallback).arch) != (cfg.input_size, cfg.arch):
             raise WeightsError(
                 f"{path.name} was made for config {cfg.name!r} ({cfg.input_size}px), "
                 f"not {get_config(fallback).name!r} ({get_config(fallback).input_size}px)"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dfd_kit.errors import WeightsError
-from dfd_kit.models import MODEL_CONFIGS, Classifier, ModelConfig, build_xception, get_config, preprocess_input, register_model
+from dfd_kit.models import MODEL_CONFIGS, Classifier, ModelConfig, build_classifier, get_config, preprocess_for, register_model
 from dfd_kit.weights import resolve_weights, save_weights, sha256
 
 
@@ -13,14 +13,16 @@ def classifier(tiny_weights):
     return Classifier("xception_96", tiny_weights)
 
 
-def test_preprocess_input_range():
+@pytest.mark.parametrize("config", ["xception", "efficientnet_lite0"])
+def test_preprocess_input_range(config):
+    preprocess_input = preprocess_for(config)
     x = np.array([[[0, 127.5, 255]]], dtype=np.float32)
     assert preprocess_input(x).tolist() == [[[-1.0, 0.0, 1.0]]]
     assert preprocess_input(np.zeros((1, 8, 8, 3), np.uint8)).dtype == np.float32
 
 
 def test_builder_shape_matches_keras_xception():
-    model = build_xception(96)
+    model = build_classifier("xception_96")
     assert model.input_shape == (None, 96, 96, 3)
     assert model.output_shape == (None, 1)
     assert model.layers[-1].activation.__name__ == "sigmoid"

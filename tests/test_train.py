@@ -99,8 +99,8 @@ def test_split_keeps_fakes_with_their_originals(table_path):
 
 
 def test_training_stream_is_balanced_and_preprocessed(table_path):
-    table, root = read_table(table_path)
-    ds = train_dataset(table[table["split"] == "train"], root, 96, SETTINGS)
+    table = read_table(table_path)
+    ds = train_dataset(table[table["split"] == "train"], 96, SETTINGS)
     labels = []
     for x, y in ds.take(6):
         assert tuple(x.shape) == (8, 96, 96, 3) and tuple(y.shape) == (8, 1)
@@ -140,8 +140,8 @@ def test_weights_and_manifest(run):
 
 def test_checkpoint_metric_is_the_video_level_log_loss(run, table_path):
     """Recompute the chosen epoch's validation loss from the saved weights: faces averaged per video."""
-    table, root = read_table(table_path)
-    crops, labels, videos = validation_set(table[table["split"] == "val"], root, 96, SETTINGS)
+    table = read_table(table_path)
+    crops, labels, videos = validation_set(table[table["split"] == "val"], 96, SETTINGS)
     assert len(set(videos)) < len(videos), "several faces per video, so video and face level differ"
     scores = Classifier("xception_96", run["out"]).predict(crops)
     per_video = pd.DataFrame({"v": videos, "s": scores, "y": labels}).groupby("v").agg(
