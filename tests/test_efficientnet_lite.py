@@ -6,11 +6,11 @@ import pytest
 
 from dfd_kit.efficientnet_lite import VARIANTS, EfficientNetLite, imagenet_weights_file, load_imagenet, stages
 from dfd_kit.errors import WeightsError
-from dfd_kit.models import Classifier, ModelConfig, build_classifier, get_config, imagenet_classifier, last_features_layer, register_model
+from configs import LITE_96
+
+from dfd_kit.models import Classifier, build_classifier, get_config, imagenet_classifier, last_features_layer
 
 PICTURES = ("chelsea", "coffee", "astronaut", "rocket")
-#: a small Lite0 config for fast tests (real architecture and weights, small input)
-LITE_96 = register_model(ModelConfig("test_efficientnet_lite0_96", "efficientnet_lite0", 96, margin=0.3))
 
 
 def pictures(size: int) -> np.ndarray:

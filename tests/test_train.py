@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from configs import LITE_96
 from dfdc_folder import make_dfdc_folder
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
@@ -80,7 +81,7 @@ def run(table_path, tmp_path_factory):
         with pytest.raises(Interrupted):
             train(table_path, out, run_dir, SETTINGS, command="test", progress=False)
         interrupted_state = json.loads((run_dir / "state.json").read_text())
-        backup_after_crash = (run_dir / "backup").is_dir()
+        backup_after_crash = (run_dir / "backup_all").is_dir()
         attempt["n"] = 1
         state = train(table_path, out, run_dir, SETTINGS, command="test", progress=False)
     finally:
@@ -165,3 +166,40 @@ def test_predict_then_evaluate_with_the_trained_weights(run, videos, tmp_path):
     assert result.accuracy == pytest.approx(accuracy_score(y, sub.to_numpy() >= 0.5))
     assert result.prior_log_loss == pytest.approx(log_loss(y, np.full(len(y), y.mean())))
     assert (tmp_path / "eval.png").stat().st_size > 0
+
+
+def test_fine_tuning_from_imagenet_freezes_then_unfreezes(table_path, tmp_path):
+    """``init="imagenet"`` on a Lite0: a head-only epoch leaves the backbone as ImageNet made it; the
+    next stage changes the convolutions but not the BatchNormalization statistics; the manifest
+    records the init; a weights file of the same config works as ``init`` too."""
+    import keras
+
+    from dfd_kit.efficientnet_lite import EfficientNetLite
+    from dfd_kit.models import create_model
+
+    imagenet = EfficientNetLite("lite0", include_top=False, input_shape=(96, 96, 3), weights="imagenet")
+    conv = lambda m: m.get_layer("block15_project_conv").get_weights()[0]  # noqa: E731  (in the top quarter)
+    bn_mean = lambda m: m.get_layer("block15_project_bn").get_weights()[2]  # noqa: E731
+    head_only = TrainSettings(config=LITE_96.name, init="imagenet", epochs=1, head_epochs=1, steps_per_epoch=2, batch_size=8, warmup_steps=1, seed=0)
+    out = tmp_path / "w" / "lite.weights.h5"
+    state = train(table_path, out, tmp_path / "run_head", head_only, command="test", progress=False)
+    assert state["stages_done"] == ["head"]
+    model = create_model(LITE_96, out)
+    np.testing.assert_allclose(conv(model), conv(imagenet), atol=1e-3)  # fp16 storage
+    assert not np.allclose(model.get_layer("head").get_weights()[0], keras.initializers.GlorotUniform(seed=0)((1280, 1)).numpy())
+    manifest = json.loads((out.parent / "manifest.json").read_text())["files"]["lite.weights.h5"]
+    assert manifest["init"] == "imagenet" and manifest["config"]["arch"] == "efficientnet_lite0"
+
+    staged = TrainSettings(**{**head_only.__dict__, "epochs": 3, "top_epochs": 1, "learning_rate": 1e-2, "patience": 9})
+    out2 = tmp_path / "w2" / "lite.weights.h5"
+    state = train(table_path, out2, tmp_path / "run_all", staged, command="test", progress=False)
+    assert state["stages_done"] == ["head", "top", "all"]
+    with np.load(tmp_path / "run_all" / "all.npz") as stored:
+        final = create_model(LITE_96)
+        final.set_weights([stored[f"arr_{i}"] for i in range(len(stored.files))])
+    assert not np.allclose(conv(final), conv(imagenet), atol=1e-4)  # fine-tuned
+    np.testing.assert_array_equal(bn_mean(final), bn_mean(imagenet))  # BatchNormalization frozen throughout
+
+    from_file = TrainSettings(**{**head_only.__dict__, "init": str(out)})
+    state = train(table_path, tmp_path / "w3" / "lite.weights.h5", tmp_path / "run_file", from_file, command="test", progress=False)
+    assert json.loads((tmp_path / "w3" / "manifest.json").read_text())["files"]["lite.weights.h5"]["init"] == "lite.weights.h5"
