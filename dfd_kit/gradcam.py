@@ -1,7 +1,10 @@
 """Where the classifier looks: Grad-CAM heat maps over face crops (Selvaraju et al., ICCV 2017).
 
 The heat map of a crop is the ReLU of the backbone's last convolutional feature map weighted, channel
-by channel, by the spatial mean of the gradient of P(FAKE) with respect to it, upsampled to the crop.
+by channel, by the spatial mean of the gradient of the score with respect to it, upsampled to the
+crop. The score is the logit of P(FAKE) when the head is a ``Dense`` layer with a sigmoid (as in
+:func:`dfd_kit.models.build_xception`): a confident P(FAKE) rounds to 1.0 in float32, where the
+sigmoid's gradient is zero; otherwise it is the model's output.
 The feature map is found generically, as the output of the model's last layer whose output is rank 4
 (``[B, H, W, C]``, before global pooling): ``block14_sepconv2_act`` in Xception, ``top_activation`` in
 Keras' EfficientNets. It always runs on the Keras model with TensorFlow (a backward pass), also when
@@ -46,7 +49,10 @@ class GradCam:
         import keras
 
         self.layer = layer or feature_layer(model)
-        self._model = keras.Model(model.inputs, [model.get_layer(self.layer).output, model.outputs[0]])
+        head = model.layers[-1]
+        self._head = head if isinstance(head, keras.layers.Dense) and getattr(head.activation, "__name__", "") == "sigmoid" else None
+        score = head.input if self._head is not None else model.outputs[0]
+        self._model = keras.Model(model.inputs, [model.get_layer(self.layer).output, score])
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         """Heat maps of ``crops``.
@@ -65,7 +71,10 @@ class GradCam:
         x = tf.convert_to_tensor(preprocess_input(crops))
         with tf.GradientTape() as tape:
             features, output = self._model(x, training=False)
-            score = tf.reduce_sum(tf.cast(output, tf.float32))
+            output = tf.cast(output, tf.float32)
+            if self._head is not None:  # the logit: the head without its sigmoid
+                output = tf.matmul(output, tf.cast(self._head.kernel, tf.float32)) + tf.cast(self._head.bias, tf.float32)
+            score = tf.reduce_sum(output)
         grads = tf.cast(tape.gradient(score, features), tf.float32)  # [K, h, w, C]
         features = tf.cast(features, tf.float32)
         weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)  # [K, 1, 1, C]

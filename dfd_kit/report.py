@@ -36,11 +36,11 @@ __all__ = ["ReportBuilder", "data_path", "load", "render", "gallery_html", "add_
 
 THUMB_PX = 64  # side of a face thumbnail
 EXPLAIN_PX = 96  # side of a crop and its heat map in the explanation
-MAX_THUMBS = 12  # face thumbnails per video (evenly spaced along the clip when there are more faces)
+MAX_THUMBS = 10  # face thumbnails per video (evenly spaced along the clip when there are more faces)
 WORST = 10  # worst-scored labelled videos listed by add_evaluation
 
 
-def jpeg_base64(image: np.ndarray, side: int, quality: int = 75) -> str:
+def jpeg_base64(image: np.ndarray, side: int, quality: int = 70) -> str:
     """uint8 ``[H, W, 3]`` RGB → base64 JPEG of ``side`` x ``side`` pixels (area-resampled)."""
     import cv2
 
@@ -202,7 +202,7 @@ CSS = """
 .dfd-report table.rows th { text-align: left; border-bottom: 2px solid #888; padding: 4px; position: sticky; top: 0; background: #fff; }
 .dfd-report table.rows td { border-bottom: 1px solid #ddd; padding: 4px; vertical-align: top; }
 .dfd-report .p { font-size: 18px; font-weight: 600; }
-.dfd-report .hot { color: #b00; } .dfd-report .cold { color: #06a; }
+.dfd-report .hot { color: #b00; } .dfd-report .cold { color: #06a; } .dfd-report .prior { color: #888; }
 .dfd-report small, .dfd-report .note { color: #666; }
 .dfd-report .faces { display: flex; flex-wrap: wrap; gap: 3px; }
 .dfd-report figure { margin: 0; text-align: center; font-size: 11px; color: #444; }
@@ -357,7 +357,7 @@ def _rows_table(data: dict, videos: list[dict], table_id: str) -> str:
 def _row(rank: int, v: dict, rule: str, explain: bool, truth: int | None, table_id: str) -> str:
     name = html.escape(v["filename"])
     label = v["label"]
-    cls = "hot" if label >= 0.5 else "cold"
+    cls = "prior" if v["reason"] else "hot" if label >= 0.5 else "cold"
     result = f'<div class="p {cls}">{label:.3f}</div>'
     if v["reason"]:
         result += "<small>the prior (fallback)</small>"
