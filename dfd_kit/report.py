@@ -207,6 +207,8 @@ CSS = """
 .dfd-report .faces { display: flex; flex-wrap: wrap; gap: 3px; }
 .dfd-report figure { margin: 0; text-align: center; font-size: 11px; color: #444; }
 .dfd-report figure img { display: block; border-radius: 3px; }
+.dfd-report figure.pair div { display: flex; gap: 2px; }
+.dfd-report td.cam { min-width: 200px; }
 .dfd-report .reason { color: #a40; max-width: 260px; word-break: break-word; }
 .dfd-report .controls { margin: 8px 0; display: flex; gap: 16px; align-items: center; flex-wrap: wrap; }
 .dfd-report .badge { display: inline-block; padding: 0 5px; border-radius: 3px; font-size: 11px; color: #fff; }
@@ -325,7 +327,7 @@ def _evaluation(data: dict) -> str:
         f"(constant prior {m['prior']:.3f}: {m['prior_log_loss']:.4f}; constant 0.5: {m['half_log_loss']:.4f}), "
         f"ROC AUC <b>{m['auc']:.4f}</b>, accuracy <b>{m['accuracy']:.4f}</b> (threshold 0.5).</p>"
     )
-    plot = f'<img alt="ROC curve and score histograms" src="data:image/png;base64,{ev["plot"]}" style="max-width:100%">' if ev.get("plot") else ""
+    plot = f'<img alt="ROC curve and score histograms" src="data:image/png;base64,{ev["plot"]}" style="width:600px;max-width:100%">' if ev.get("plot") else ""
     worst = "".join(
         f'<tr><td><a href="#videos-{_anchor(w["filename"])}">{html.escape(w["filename"])}</a></td>'
         f'<td><span class="badge {_truth(w["y"])}">{_truth(w["y"])}</span></td><td>{w["p"]:.3f}</td><td>{w["loss"]:.3f}</td></tr>'
@@ -381,12 +383,12 @@ def _row(rank: int, v: dict, rule: str, explain: bool, truth: int | None, table_
     )
     if explain:
         pairs = "".join(
-            f'<figure><img src="data:image/jpeg;base64,{e["crop"]}" width="{EXPLAIN_PX}" height="{EXPLAIN_PX}" alt="face {e["face"]}">'
-            f'<img src="data:image/jpeg;base64,{e["heat"]}" width="{EXPLAIN_PX}" height="{EXPLAIN_PX}" alt="heat map of face {e["face"]}">'
-            f'frame {v["frames"][e["face"]]}: {v["scores"][e["face"]]:.3f}</figure>'
+            f'<figure class="pair"><div><img src="data:image/jpeg;base64,{e["crop"]}" width="{EXPLAIN_PX}" height="{EXPLAIN_PX}" alt="face {e["face"]}">'
+            f'<img src="data:image/jpeg;base64,{e["heat"]}" width="{EXPLAIN_PX}" height="{EXPLAIN_PX}" alt="heat map of face {e["face"]}"></div>'
+            f'frame {v["frames"][e["face"]]}: P(FAKE) {v["scores"][e["face"]]:.3f}</figure>'
             for e in v["explained"]
         )
-        cells += f'<td><div class="faces">{pairs}</div></td>'
+        cells += f'<td class="cam"><div class="faces">{pairs}</div></td>'
     cells += f'<td class="reason">{html.escape(v["reason"] or "")}</td>'
     return (
         f'<tr id="{table_id}-{_anchor(v["filename"])}" data-name="{name}" data-label="{label!r}" '
