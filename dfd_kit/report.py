@@ -24,6 +24,8 @@ import datetime
 import heapq
 import html
 import json
+import logging
+import math
 import time
 from pathlib import Path
 
@@ -31,6 +33,8 @@ import numpy as np
 import pandas as pd
 
 from .aggregate import aggregate
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ReportBuilder", "data_path", "load", "render", "gallery_html", "add_evaluation", "jpeg_base64"]
 
@@ -177,6 +181,10 @@ def add_evaluation(report: str | Path, evaluation, table: pd.DataFrame, plot_png
         worst: how many labelled videos with the largest log loss to list.
     """
     data = load(report)
+    reported = {v["filename"]: v["label"] for v in data["videos"]}
+    differ = [f for f, p in zip(table["filename"], table["p"]) if f in reported and not math.isclose(reported[f], p, abs_tol=1e-9)]
+    if differ:
+        log.warning("%d videos have another P(FAKE) in the submission than in %s (another run?), e.g. %s", len(differ), report, differ[:3])
     p = table["p"].to_numpy(np.float64).clip(1e-15, 1 - 1e-15)
     loss = -np.where(table["y"].to_numpy() == 1, np.log(p), np.log(1 - p))
     order = np.argsort(-loss, kind="stable")[:worst]

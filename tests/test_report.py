@@ -87,6 +87,17 @@ def test_evaluate_needs_the_reports_data(run, demo_videos, tmp_path):
     assert result.exit_code == 2 and "report data not found" in result.output
 
 
+def test_evaluating_another_submission_warns(run, demo_videos, tmp_path, caplog):
+    other = tmp_path / "other.csv"
+    pd.read_csv(run.out).assign(label=lambda t: 1 - t["label"]).to_csv(other, index=False)
+    report = tmp_path / "r.html"
+    shutil.copy(run.report_path, report)
+    shutil.copy(data_path(run.report_path), data_path(report))
+    result = CliRunner().invoke(app, ["evaluate", str(other), str(demo_videos / "metadata.json"), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "2 videos have another P(FAKE) in the submission" in caplog.text  # the astronauts; 1 - 0.5 is 0.5
+
+
 def test_gallery_shows_the_most_suspicious_videos(run):
     data = load(run.report_path)
     page = gallery_html(data, 2)
