@@ -3,21 +3,23 @@
 The heat map of a crop is the ReLU of the backbone's last convolutional feature map weighted, channel
 by channel, by the spatial mean of the gradient of the score with respect to it, upsampled to the
 crop. The score is the logit of P(FAKE) when the head is a ``Dense`` layer with a sigmoid (as in
-:func:`dfd_kit.models.build_xception`): a confident P(FAKE) rounds to 1.0 in float32, where the
+:func:`dfd_kit.models.build_classifier`): a confident P(FAKE) rounds to 1.0 in float32, where the
 sigmoid's gradient is zero; otherwise it is the model's output.
 The feature map is found generically, as the output of the model's last layer whose output is rank 4
 (``[B, H, W, C]``, before global pooling): ``block14_sepconv2_act`` in Xception, ``top_activation`` in
-Keras' EfficientNets. It always runs on the Keras model with TensorFlow (a backward pass), also when
-the classifier scores with ONNX Runtime, and takes its input through
-:func:`dfd_kit.models.preprocess_input`, as the classifier does.
+Keras' EfficientNets and dfd_kit's EfficientNet-Lite (:func:`dfd_kit.models.last_features_layer` names
+the same layers). It always runs on the Keras model with TensorFlow (a backward pass), also when the
+classifier scores with ONNX Runtime, and takes its input through the config's own preprocessing
+(:func:`dfd_kit.models.preprocess_for`), as the classifier does.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from typing import Callable
+
 from .device import import_tensorflow
-from .models import preprocess_input
 
 __all__ = ["feature_layer", "GradCam", "overlay"]
 
@@ -39,16 +41,19 @@ class GradCam:
     """Grad-CAM of one Keras model, built once.
 
     Args:
-        model: a Keras model mapping float32 ``[B, S, S, 3]`` in ``[-1, 1]`` to ``[B, 1]``, P(FAKE)
+        model: a Keras model mapping preprocessed float32 ``[B, S, S, 3]`` to ``[B, 1]``, P(FAKE)
             (``Classifier.model``).
+        preprocess: uint8 RGB ``[B, S, S, 3]`` → the model's float32 input
+            (``preprocess_for(classifier.config)``).
         layer: the feature map's layer name (default: :func:`feature_layer`).
     """
 
-    def __init__(self, model, layer: str | None = None) -> None:
+    def __init__(self, model, preprocess: Callable, layer: str | None = None) -> None:
         import_tensorflow()
         import keras
 
         self.layer = layer or feature_layer(model)
+        self._preprocess = preprocess
         head = model.layers[-1]
         self._head = head if isinstance(head, keras.layers.Dense) and getattr(head.activation, "__name__", "") == "sigmoid" else None
         score = head.input if self._head is not None else model.outputs[0]
@@ -68,7 +73,7 @@ class GradCam:
         crops = np.asarray(crops, np.uint8)
         if not len(crops):
             return np.zeros(crops.shape[:3], np.float32)
-        x = tf.convert_to_tensor(preprocess_input(crops))
+        x = tf.convert_to_tensor(self._preprocess(crops))
         with tf.GradientTape() as tape:
             features, output = self._model(x, training=False)
             output = tf.cast(output, tf.float32)

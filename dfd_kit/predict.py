@@ -221,6 +221,7 @@ class Predictor:
             "device": self.device,
             "backend": self.classifier.backend,
             "precision": self.precision,
+            "flip": self.classifier.flip,
             "frames": self.frames,
             "policy": self.policy,
             "rule": self.rule,

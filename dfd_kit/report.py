@@ -78,7 +78,7 @@ class ReportBuilder:
         self.settings = predictor.settings()
         self.explain = max(0, int(explain))
         self.max_videos = max(0, int(max_videos))
-        self._model = predictor.classifier.model if self.explain else None
+        self._classifier = predictor.classifier
         self._cam = None
         self.records: list[dict] = []
         self._shown: list[tuple[float, int]] = []  # min-heap of (label, record index) of videos with images
@@ -123,7 +123,9 @@ class ReportBuilder:
             from .gradcam import GradCam, overlay
 
             if self._cam is None:
-                self._cam = GradCam(self._model)
+                from .models import preprocess_for
+
+                self._cam = GradCam(self._classifier.model, preprocess_for(self._classifier.config))
             top = np.argsort(-faces.scores, kind="stable")[: self.explain]
             heat = overlay(faces.crops[top], self._cam(faces.crops[top]))
             record["explained"] = [
@@ -312,7 +314,7 @@ def _summary(data: dict) -> str:
     rows = [
         ("weights", s["weights"]),
         ("model config", config),
-        ("device / runtime", f"{s['device']} / {s['backend']}, {s['precision']}"),
+        ("device / runtime", f"{s['device']} / {s['backend']}, {s['precision']}" + (", flip averaged" if s.get("flip") else "")),
         ("frames", f"{s['frames']} per video ({s['policy']})"),
         ("rule", f"{s['rule']} of the face scores, clipped to [{s['clip'][0]}, {s['clip'][1]}]"),
         ("prior", f"{s['prior']} (fallback label)"),

@@ -8,6 +8,11 @@ from dfd_kit.gradcam import GradCam, feature_layer, overlay
 SIZE, PATCH = 64, 12
 
 
+def _preprocess(x):
+    """uint8 RGB → float32 in [-1, 1], the patch model's input."""
+    return np.asarray(x, np.float32) / 127.5 - 1.0
+
+
 def _images(rng, n: int, patch_at: list[tuple[int, int]] | None = None) -> np.ndarray:
     """Dark noise, uint8 [n, 64, 64, 3]; a white 12x12 patch at each (row, col) of ``patch_at``."""
     x = rng.integers(0, 110, (n, SIZE, SIZE, 3), dtype=np.uint8)
@@ -21,7 +26,6 @@ def patch_model():
     """A small CNN (64 px input, [-1, 1] pixels like dfd_kit's models) trained to say FAKE when a bright
     patch is anywhere in the image: its last rank-4 map is conv2's activation."""
     from dfd_kit.device import import_tensorflow
-    from dfd_kit.models import preprocess_input
 
     import_tensorflow()
     import keras
@@ -39,16 +43,22 @@ def patch_model():
     x_train = np.concatenate([_images(rng, n // 2, corners), _images(rng, n // 2)])
     y_train = np.concatenate([np.ones(n // 2), np.zeros(n // 2)]).astype(np.float32)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy", metrics=["accuracy"])
-    history = model.fit(preprocess_input(x_train), y_train, batch_size=32, epochs=4, shuffle=True, verbose=0)
+    history = model.fit(_preprocess(x_train), y_train, batch_size=32, epochs=4, shuffle=True, verbose=0)
     assert history.history["accuracy"][-1] > 0.95, history.history
     return model
 
 
-def test_feature_layer_is_the_last_map_before_pooling(patch_model):
-    from dfd_kit.models import build_xception
+@pytest.mark.parametrize("config", ["xception_96", "efficientnet_lite0_192"])
+def test_feature_layer_is_the_backbones_last_map(config):
+    from dfd_kit.models import create_model, last_features_layer
 
+    model = create_model(config)
+    assert feature_layer(model) == last_features_layer(config)
+    assert feature_layer(model) in ("block14_sepconv2_act", "top_activation")
+
+
+def test_feature_layer_is_the_last_map_before_pooling(patch_model):
     assert feature_layer(patch_model) == "conv2"
-    assert feature_layer(build_xception(96)) == "block14_sepconv2_act"
 
     import keras
 
@@ -59,13 +69,11 @@ def test_feature_layer_is_the_last_map_before_pooling(patch_model):
 
 
 def test_heat_map_peaks_on_the_patch(patch_model):
-    from dfd_kit.models import preprocess_input
-
     rng = np.random.default_rng(1)
     where = [(8, 40), (44, 6), (26, 26)]  # top right, bottom left, centre
     crops = _images(rng, len(where), where)
-    assert (patch_model.predict(preprocess_input(crops), verbose=0) > 0.9).all()
-    heat = GradCam(patch_model)(crops)
+    assert (patch_model.predict(_preprocess(crops), verbose=0) > 0.9).all()
+    heat = GradCam(patch_model, _preprocess)(crops)
     assert heat.shape == (3, SIZE, SIZE) and heat.dtype == np.float32
     assert np.allclose(heat.max(axis=(1, 2)), 1.0) and heat.min() >= 0.0
     ratios, peaks = [], []
@@ -87,9 +95,11 @@ def test_heat_map_peaks_on_the_patch(patch_model):
 
 
 def test_classifier_model_is_explained_at_its_input_size(predictor):
-    model = predictor.classifier.model  # Keras, even when the classifier scores with ONNX Runtime
+    from dfd_kit.models import preprocess_for
+
+    classifier = predictor.classifier
     crops = np.random.default_rng(0).integers(0, 255, (2, 96, 96, 3), dtype=np.uint8)
-    cam = GradCam(model)
+    cam = GradCam(classifier.model, preprocess_for(classifier.config))  # Keras, even when scoring runs on ONNX Runtime
     assert cam.layer == "block14_sepconv2_act"
     heat = cam(crops)
     assert heat.shape == (2, 96, 96) and np.isfinite(heat).all() and heat.max() <= 1.0
