@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import logging
-import os
 from pathlib import Path
 from typing import Optional
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import typer  # noqa: E402
+import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Deepfake video detection for DFDC-format folders.")
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    """dfd_kit's log lines; third-party start-up noise only with ``--verbose`` (:mod:`dfd_kit.console`)."""
+    from .console import setup
+
+    setup(verbose)
 
 
 def _clip(value: str) -> tuple[float, float]:
@@ -29,8 +24,8 @@ def _clip(value: str) -> tuple[float, float]:
 
 @app.command()
 def predict(
-    videos_dir: Path = typer.Argument(..., help="Folder of .mp4 videos."),
-    out: Path = typer.Option(Path("submission.csv"), "--out", "-o", help="Submission CSV to write."),
+    videos_dir: Path = typer.Argument(..., help="Folder of .mp4 videos, or one video file."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Submission CSV to write [default: submission.csv, and print the results]."),
     sample_submission: Optional[Path] = typer.Option(None, help="Write exactly these rows, in this order."),
     weights: Optional[str] = typer.Option(None, help="Weights file (default: the bundled weights)."),
     config: Optional[str] = typer.Option(None, help="Model config, for weights outside a manifest."),
@@ -45,9 +40,12 @@ def predict(
     resume: bool = typer.Option(False, help="Keep rows from an interrupted run's .partial file."),
     isolate: bool = typer.Option(True, help="Decode and detect in a worker process that is replaced if a video hangs or crashes it."),
     video_timeout: float = typer.Option(300.0, help="Seconds of decoding + detection allowed per video (isolated mode)."),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    report: Optional[Path] = typer.Option(None, help="Also write a self-contained HTML report (and its data as .json beside it)."),
+    explain: int = typer.Option(0, help="With --report: Grad-CAM heat maps of the N highest-scoring faces per video (a backward pass each)."),
+    report_videos: int = typer.Option(200, help="With --report: the most videos shown with face images (highest P(FAKE) first)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show the frameworks' own log lines and warnings."),
 ) -> None:
-    """Score every video in VIDEOS_DIR and write filename,label (label = P(FAKE))."""
+    """Score every video in VIDEOS_DIR (or one video file) and write filename,label (label = P(FAKE))."""
     _setup_logging(verbose)
     from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -58,7 +56,7 @@ def predict(
         with logging_redirect_tqdm():
             summary = predict_folder(
                 videos_dir,
-                out,
+                out or Path("submission.csv"),
                 sample_submission=sample_submission,
                 time_budget=time_budget,
                 resume=resume,
@@ -73,20 +71,27 @@ def predict(
                 prior=prior,
                 precision=precision,
                 backend=backend,
+                report=report,
+                explain=explain,
+                report_videos=report_videos,
             )
     except DFDError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from err
     typer.echo(summary.report())
+    if out is None:
+        typer.echo(summary.table())
+    if summary.report_path is not None:
+        typer.echo(f"report: {summary.report_path}")
 
 
 @app.command()
 def demo(
     folder: Path = typer.Option(Path("demo_out"), help="Where to write the demo videos and the submission."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show the frameworks' own log lines and warnings."),
 ) -> None:
-    """Make a small DFDC-format folder from images bundled with scikit-image and run predict on it."""
+    """Make a small DFDC-format folder from images bundled with scikit-image, run predict on it, write a report."""
     _setup_logging(verbose)
     import time
 
@@ -97,12 +102,17 @@ def demo(
     videos = make_demo(folder / "videos")
     typer.echo(f"demo videos: {videos} ({time.perf_counter() - t0:.1f}s to make)")
     summary = predict_folder(
-        videos, folder / "submission.csv", sample_submission=videos / "sample_submission.csv", device=device, progress=False
+        videos,
+        folder / "submission.csv",
+        sample_submission=videos / "sample_submission.csv",
+        device=device,
+        report=folder / "report.html",
+        explain=2,
     )
     typer.echo(summary.report())
-    for r in summary.results:
-        typer.echo(f"  {r.filename:22s} label={r.label:.3f} frames={r.n_frames:2d} faces={r.n_faces:2d}" + (f"  ({r.reason})" if r.reason else ""))
+    typer.echo(summary.table())
     typer.echo(f"submission: {summary.out.resolve()}")
+    typer.echo(f"report: {summary.report_path.resolve()}")
 
 
 # --- Kaggle: the offline dataset and the kernel (dfd_kit.bundle) ---------------------------------
@@ -282,6 +292,7 @@ def evaluate(
     metadata: Path = typer.Argument(..., help="DFDC metadata.json with the true labels."),
     plot: Optional[Path] = typer.Option(None, help="PNG with the ROC curve and score histograms (default: SUBMISSION with .png)."),
     per_video: bool = typer.Option(False, "--per-video", help="Also print every video's score and label."),
+    report: Optional[Path] = typer.Option(None, help="Add the metrics, the plot and the worst-scored videos to this `dfd predict --report` report."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Log loss, ROC AUC and accuracy of SUBMISSION against METADATA, beside the constant-prior baseline."""
@@ -292,6 +303,10 @@ def evaluate(
     plot = plot or submission.with_suffix(".png")
     try:
         result, table = run_evaluation(submission, metadata, plot)
+        if report is not None:
+            from .report import add_evaluation
+
+            add_evaluation(report, result, table, plot)
     except DFDError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from err
@@ -299,4 +314,6 @@ def evaluate(
     if per_video:
         typer.echo(table.assign(label=table["y"].map({0: "REAL", 1: "FAKE"})).drop(columns="y").to_string(index=False))
     typer.echo(f"plot: {plot}")
+    if report is not None:
+        typer.echo(f"report: {report} (evaluation section added)")
 

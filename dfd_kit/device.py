@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +34,21 @@ def import_tensorflow():
     torch and torchvision are imported first: importing TensorFlow before torchvision (which
     facenet-pytorch loads) in one process has segfaulted, even with torch already loaded.
     GPU memory growth is switched on before anything allocates, so TF shares the GPU with torch
-    and DALI instead of taking all of it.
+    and DALI instead of taking all of it. Unless verbose (:func:`dfd_kit.console.is_verbose`), its
+    start-up lines and framework warnings are kept out of the output (:mod:`dfd_kit.console`).
     """
     import torch  # noqa: F401  (must load before TensorFlow)
     import torchvision  # noqa: F401  (must load before TensorFlow)
-    import tensorflow as tf
+
+    from .console import is_verbose, quiet_libraries, stderr_silenced
+
+    quiet = not is_verbose()
+    if quiet:
+        quiet_libraries()
+    with stderr_silenced("tensorflow" not in sys.modules and quiet):
+        import tensorflow as tf
+    if quiet:
+        quiet_libraries()  # again, now that absl's Python logging is loaded
 
     for gpu in tf.config.list_physical_devices("GPU"):
         try:

@@ -28,6 +28,7 @@ __all__ = [
     "stage_table",
     "plot_labels",
     "show_inference_summary",
+    "show_gallery",
     "show_extract_summary",
     "show_train_summary",
 ]
@@ -141,6 +142,20 @@ def show_inference_summary(summary: Summary, clock: StageClock) -> None:
         display(pd.Series(counts, name="videos").rename_axis("fallback").to_frame())
     display(stage_table(clock, summary))
     _show(plot_labels(summary))
+
+
+def show_gallery(summary: Summary, n: int = 10) -> None:
+    """The report's rows of the ``n`` videos with the highest P(FAKE), inline: face thumbnails with
+    their scores, the scores along the clip, Grad-CAM heat maps (see :mod:`dfd_kit.report`)."""
+    from IPython.display import HTML, display
+
+    from .report import gallery_html, load
+
+    if summary.report_path is None or n <= 0:
+        print("no gallery: predict_folder ran without report=" if summary.report_path is None else "no gallery: gallery = 0")
+        return
+    print(f"the {min(n, len(summary.results))} most suspicious videos; every video: {summary.report_path}")
+    display(HTML(gallery_html(load(summary.report_path), n)))
 
 
 def show_extract_summary(faces: pd.DataFrame, videos: pd.DataFrame, clock: StageClock) -> None:

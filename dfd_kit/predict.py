@@ -8,12 +8,14 @@ One video (:meth:`Predictor.predict_video` = :class:`FaceFinder` then :meth:`Pre
     scores = classifier.predict(faces.crops)              # float32 [K], P(FAKE)        (models.py)
     label  = aggregate(scores, rule, clip)                # float in [clip]             (aggregate.py)
 
-A folder (:func:`predict_folder`): one row per expected video, always. Decoding and face detection
+A folder (:func:`predict_folder`), or one video file: one row per expected video, always. Decoding and face detection
 of video k+1 run in a worker process (:mod:`dfd_kit.worker`) while video k is classified; a video
 that hangs or crashes the worker is cut off and the worker replaced. A
 :class:`~dfd_kit.budget.TimeBudget` lowers the frame count when time runs short and finally writes the
 prior; any video that fails gets the prior and a logged reason; rows are appended as they come and
-the CSV is renamed into place at the end.
+the CSV is renamed into place at the end. With ``report=PATH`` the per-face data of each video (crops,
+frame numbers, scores) is kept just long enough to add its row to the HTML report
+(:mod:`dfd_kit.report`), and never when no report is asked for.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
+
 from .aggregate import aggregate
 from .budget import TimeBudget
 from .decode import Sampling, make_decoder
@@ -36,14 +40,15 @@ from .errors import DFDError, InputError, NoFaceError
 from .faces import Faces, FaceSampler
 from .models import PRECISIONS, Classifier, ModelConfig
 from .onnx_backend import available as onnx_available
-from .submission import SubmissionWriter, list_videos, read_sample_submission
+from .submission import VIDEO_SUFFIXES, SubmissionWriter, list_videos, read_sample_submission
 from .weights import resolve_weights
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Predictor", "VideoResult", "Summary", "predict_folder", "default_precision"]
+__all__ = ["Predictor", "VideoResult", "FaceScores", "Summary", "predict_folder", "default_precision"]
 
 STAGES = ("decode", "detect", "crop", "classify", "aggregate")
+FEW_VIDEOS = 4  # no progress bar for this many videos or fewer
 
 
 def default_precision(device: str) -> str:
@@ -59,11 +64,16 @@ def default_precision(device: str) -> str:
 
 @dataclass
 class FoundFaces:
-    """The torch half of a video's path: its face crops and what it cost."""
+    """The torch half of a video's path: its face crops and what it cost.
+
+    ``frame_numbers``: int64 ``[T]``, the video frame number of each sampled frame (``None`` when the
+    finder does not say).
+    """
 
     faces: Faces
     n_frames: int
     seconds: dict[str, float]
+    frame_numbers: np.ndarray | None = None
 
 
 class FaceFinder:
@@ -93,12 +103,30 @@ class FaceFinder:
         t3 = time.perf_counter()
         if not len(faces):
             raise NoFaceError(f"no face with prob >= {sampler.min_prob} in {len(frames)} frames")
-        return FoundFaces(faces, len(frames), {"decode": t1 - t0, "detect": t2 - t1, "crop": t3 - t2})
+        return FoundFaces(faces, len(frames), {"decode": t1 - t0, "detect": t2 - t1, "crop": t3 - t2}, frames.indices)
+
+
+@dataclass
+class FaceScores:
+    """Every face of one scored video, kept only for a report (a few MB per video: see ``score``).
+
+    Attributes:
+        crops: uint8 ``[K, S, S, 3]`` RGB, the classifier's input.
+        frames: int64 ``[K]``, the video frame number each face was cut from.
+        scores: float32 ``[K]``, P(FAKE) of each face.
+    """
+
+    crops: np.ndarray
+    frames: np.ndarray
+    scores: np.ndarray
 
 
 @dataclass
 class VideoResult:
-    """One video's outcome: ``label`` = P(FAKE); ``reason`` is set when ``label`` is a fallback."""
+    """One video's outcome: ``label`` = P(FAKE); ``reason`` is set when ``label`` is a fallback.
+
+    ``faces`` holds the per-face data when it was asked for (``Predictor.score(..., keep_faces=True)``).
+    """
 
     filename: str
     label: float
@@ -106,6 +134,7 @@ class VideoResult:
     n_frames: int = 0
     n_faces: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    faces: FaceScores | None = None
 
 
 class Predictor:
@@ -162,20 +191,43 @@ class Predictor:
         """The in-process :class:`FaceFinder` (built on first use)."""
         return FaceFinder(**self.finder_args)
 
-    def score(self, name: str, found: FoundFaces) -> VideoResult:
-        """Stages 4–5: face crops → scores → one label. Raises :class:`~dfd_kit.errors.NoScoreError`."""
+    def score(self, name: str, found: FoundFaces, keep_faces: bool = False) -> VideoResult:
+        """Stages 4–5: face crops → scores → one label. Raises :class:`~dfd_kit.errors.NoScoreError`.
+
+        With ``keep_faces`` the result holds the crops, frame numbers and face scores (:class:`FaceScores`).
+        """
         t0 = time.perf_counter()
         scores = self.classifier.predict(found.faces.crops)
         t1 = time.perf_counter()
         label = aggregate(scores, self.rule, self.clip)
         t2 = time.perf_counter()
         seconds = {**found.seconds, "classify": t1 - t0, "aggregate": t2 - t1}
-        return VideoResult(name, label, None, found.n_frames, len(found.faces), seconds)
+        kept = None
+        if keep_faces:
+            numbers = found.frame_numbers if found.frame_numbers is not None else np.arange(found.n_frames)
+            kept = FaceScores(found.faces.crops, np.asarray(numbers, np.int64)[found.faces.frame_of], scores)
+        return VideoResult(name, label, None, found.n_frames, len(found.faces), seconds, kept)
 
-    def predict_video(self, path: str | Path, n_frames: int | None = None) -> VideoResult:
+    def predict_video(self, path: str | Path, n_frames: int | None = None, keep_faces: bool = False) -> VideoResult:
         """One video, end to end, in this process. Raises :class:`~dfd_kit.errors.DFDError` subclasses."""
         found = self.find_faces(path, n_frames or self.frames, self.policy)
-        return self.score(Path(path).name, found)
+        return self.score(Path(path).name, found, keep_faces)
+
+    def settings(self) -> dict[str, object]:
+        """What shapes the labels, for a report: weights, model config, device, runtime, frames, rule."""
+        return {
+            "weights": self.weights.describe(),
+            "config": self.weights.config.to_dict(),
+            "device": self.device,
+            "backend": self.classifier.backend,
+            "precision": self.precision,
+            "flip": self.classifier.flip,
+            "frames": self.frames,
+            "policy": self.policy,
+            "rule": self.rule,
+            "clip": list(self.clip),
+            "prior": self.prior,
+        }
 
 
 @dataclass
@@ -189,9 +241,19 @@ class Summary:
     wall_s: float
     weights: str
     results: list[VideoResult]
+    report_path: Path | None = None
 
     def fallback_counts(self) -> Counter:
+        """Fallback rows per reason (the error's name, e.g. ``NoFaceError``)."""
         return Counter(reason.split(":")[0] for reason in self.fallbacks.values())
+
+    def table(self) -> str:
+        """One line per scored or fallen-back video of this run: name, P(FAKE), frames, faces, reason."""
+        width = max([len("video")] + [len(r.filename) for r in self.results])
+        lines = [f"{'video':{width}s}  P(FAKE)  frames  faces  fallback"]
+        for r in self.results:
+            lines.append(f"{r.filename:{width}s}  {r.label:7.3f}  {r.n_frames:6d}  {r.n_faces:5d}  {r.reason or ''}".rstrip())
+        return "\n".join(lines)
 
     def report(self) -> str:
         """A few lines for a person: where the file is, fallbacks and time per stage."""
@@ -214,23 +276,31 @@ def predict_folder(
     isolate: bool = True,
     video_timeout: float | None = 300.0,
     finder: str = "dfd_kit.predict:FaceFinder",
+    report: str | Path | None = None,
+    explain: int = 0,
+    report_videos: int = 200,
     **predictor_kwargs,
 ) -> Summary:
-    """Score every video of a folder and write ``filename,label``.
+    """Score every video of a folder (or one video file) and write ``filename,label``.
 
     Args:
-        videos_dir: folder of videos.
+        videos_dir: folder of videos, or one video file.
         out: submission CSV path.
         sample_submission: if given, write exactly its rows, in its order (missing files get the prior).
         predictor: a ready :class:`Predictor`; otherwise one is built from ``predictor_kwargs``.
         time_budget: seconds for the whole run (``None``: no limit).
         resume: keep rows already in ``<out>.partial`` from an interrupted run.
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar (video count and rate) when there are more than
+            :data:`FEW_VIDEOS` videos to score.
         isolate: decode and detect in a worker process (:mod:`dfd_kit.worker`) that is killed and
             replaced when a video hangs or crashes it; ``False`` uses a thread of this process.
         video_timeout: seconds of decoding and detection allowed per video (isolated mode only);
             never more than what the time budget has left.
         finder: ``"module:Class"`` of the face finder the worker runs (isolated mode only).
+        report: write a self-contained HTML report here (and its data beside it, see
+            :func:`dfd_kit.report.data_path`); ``None``: keep no per-face data.
+        explain: with ``report``, Grad-CAM heat maps of this many highest-scoring faces per shown video.
+        report_videos: with ``report``, the most videos (highest P(FAKE) first) shown with face images.
 
     Returns:
         A :class:`Summary`; the CSV holds one finite label in ``[0, 1]`` per expected row.
@@ -240,10 +310,7 @@ def predict_folder(
     from .worker import FaceWorker
 
     t_start = time.perf_counter()
-    videos_dir = Path(videos_dir)
-    names = read_sample_submission(sample_submission) if sample_submission else list_videos(videos_dir)
-    if not names:
-        raise InputError(f"no videos to score: {videos_dir} has no video files" + (f" and {sample_submission} no rows" if sample_submission else ""))
+    videos_dir, names = _expected_videos(Path(videos_dir), sample_submission)
     predictor = predictor or Predictor(**predictor_kwargs)
     log.info("weights: %s", predictor.weights.describe())
     writer = SubmissionWriter(out, names, prior=predictor.prior, resume=resume)
@@ -251,6 +318,10 @@ def predict_folder(
     budget = TimeBudget(time_budget, frames=predictor.frames)
     totals = dict.fromkeys(STAGES, 0.0)
     results: list[VideoResult] = []
+    if report is not None:
+        from .report import ReportBuilder
+
+        builder = ReportBuilder(predictor, explain=explain, max_videos=report_videos)
 
     def submit(runner, k: int) -> Future | None:
         n = budget.grant(len(todo) - k)
@@ -261,19 +332,41 @@ def predict_folder(
 
     with FaceWorker(predictor.finder_args, finder) if isolate else _InProcess(predictor) as runner:
         pending = submit(runner, 0) if todo else None
-        for k, name in enumerate(tqdm(todo, desc="predict", unit="video", disable=not progress)):
+        bar = tqdm(todo, desc="predict", unit="video", disable=not progress or len(todo) <= FEW_VIDEOS)
+        for k, name in enumerate(bar):
             future = pending
             pending = submit(runner, k + 1) if k + 1 < len(todo) else None
-            result = _run_one(predictor, name, future)
+            result = _run_one(predictor, name, future, keep_faces=report is not None)
             budget.record(result.n_frames if result.reason is None else 0)
             for stage, s in result.seconds.items():
                 totals[stage] += s
             if result.reason:
                 log.warning("fallback %s -> %.3f: %s", name, result.label, result.reason)
             writer.add(name, result.label, result.reason)
+            if report is not None:
+                builder.add(result)  # turns the crops into thumbnails and lets them go
             results.append(result)
     path = writer.close()
-    return Summary(path, len(names), dict(writer.reasons), totals, time.perf_counter() - t_start, predictor.weights.describe(), results)
+    summary = Summary(path, len(names), dict(writer.reasons), totals, time.perf_counter() - t_start, predictor.weights.describe(), results)
+    if report is not None:
+        summary.report_path = builder.write(report, summary)
+        log.info("report: %s", summary.report_path)
+    return summary
+
+
+def _expected_videos(videos: Path, sample_submission: str | Path | None) -> tuple[Path, list[str]]:
+    """The folder to read from and the file names to score: a folder's videos (or the sample
+    submission's rows), or one video file."""
+    if videos.is_file():
+        if videos.suffix.lower() not in VIDEO_SUFFIXES:
+            raise InputError(f"not a video file: {videos} (expected one of {', '.join(VIDEO_SUFFIXES)})")
+        if sample_submission:
+            raise InputError(f"a sample submission needs a videos folder, not one file: {videos}")
+        return videos.parent, [videos.name]
+    names = read_sample_submission(sample_submission) if sample_submission else list_videos(videos)
+    if not names:
+        raise InputError(f"no videos to score: {videos} has no video files" + (f" and {sample_submission} no rows" if sample_submission else ""))
+    return videos, names
 
 
 class _InProcess:
@@ -293,14 +386,14 @@ class _InProcess:
         self._pool.shutdown()
 
 
-def _run_one(predictor: Predictor, name: str, future: Future | None) -> VideoResult:
+def _run_one(predictor: Predictor, name: str, future: Future | None, keep_faces: bool = False) -> VideoResult:
     """Finish one video whose faces are being found in ``future``; any failure becomes the prior."""
     from pebble import ProcessExpired
 
     if future is None:
         return VideoResult(name, predictor.prior, f"time budget: no time left for {name}")
     try:
-        return predictor.score(name, future.result())
+        return predictor.score(name, future.result(), keep_faces)
     except DFDError as err:
         return VideoResult(name, predictor.prior, f"{type(err).__name__}: {err}")
     except FutureTimeout:

@@ -23,6 +23,10 @@ _finder = None
 def _init(finder: str, finder_args: dict, torch_threads: int) -> None:
     import torch
 
+    from .console import is_verbose, setup
+
+    setup(is_verbose())  # the parent's choice, inherited through the environment
+
     global _finder
     torch.set_num_threads(torch_threads)
     module, name = finder.split(":")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -13,7 +14,9 @@ import pytest
 from nb_checks import check_submission, outputs_text
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-INFERENCE_PARAMETERS = {"videos_dir", "sample_submission", "weights", "frames", "device", "time_budget_s", "wheels_dir", "output"}
+INFERENCE_PARAMETERS = {
+    "videos_dir", "sample_submission", "weights", "frames", "device", "time_budget_s", "wheels_dir", "output", "report", "explain", "gallery",
+}
 FAST = {"frames": 4, "device": "cpu"}
 
 
@@ -60,6 +63,8 @@ def inference_run(tmp_path_factory, demo_videos, tiny_weights):
             "sample_submission": str(demo_videos / "sample_submission.csv"),
             "weights": str(tiny_weights),
             "wheels_dir": "",
+            "explain": 1,
+            "gallery": 3,
             **FAST,
         },
         cwd=str(work),
@@ -86,6 +91,17 @@ def test_inference_notebook_ends_with_a_summary(inference_run):
     assert "tiny.weights.h5" in text and "UNTRAINED PLACEHOLDER" in text
     assert "image/png" in output_types(nb)  # the label histogram
     assert not any(out.output_type == "error" for c in nb.cells for out in c.get("outputs", []))
+
+
+def test_inference_notebook_shows_the_most_suspicious_videos(inference_run):
+    work, nb = inference_run
+    gallery = [out["data"]["text/html"] for c in nb.cells for out in c.get("outputs", []) if "text/html" in out.get("data", {})]
+    gallery = [g for g in gallery if "dfd-report" in g]
+    assert len(gallery) == 1 and (work / "report.html").is_file()
+    labels = pd.read_csv(work / "submission.csv")["label"]
+    shown = [float(x) for x in re.findall(r'data-label="([^"]+)"', gallery[0])]
+    assert shown == sorted(labels, reverse=True)[:3]  # the three highest P(FAKE), the submission's numbers
+    assert gallery[0].count("data:image/jpeg") >= 1 and "Grad-CAM" in gallery[0]
 
 
 def test_extract_and_train_notebooks_run(tmp_path):

@@ -1,5 +1,10 @@
 import math
+import os
+import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -8,6 +13,7 @@ from typer.testing import CliRunner
 
 from dfd_kit.cli import app
 from dfd_kit.demo import make_demo
+from dfd_kit.errors import InputError
 from dfd_kit.predict import predict_folder
 
 
@@ -116,3 +122,47 @@ def test_demo_folder(predictor, tmp_path):
     summary = predict_folder(videos, tmp_path / "s.csv", sample_submission=videos / "sample_submission.csv", predictor=predictor, progress=False)
     assert set(summary.fallbacks) == {"corrupt.mp4", "no_face.mp4"}
     assert {r.filename: r.n_faces for r in summary.results}["real_astronaut.mp4"] >= 6
+
+
+def test_one_video_file(folder, predictor, tmp_path):
+    summary = predict_folder(folder / "good.mp4", tmp_path / "s.csv", predictor=predictor, progress=False)
+    labels = _check(tmp_path / "s.csv", ["good.mp4"])
+    assert not summary.fallbacks and 0.01 <= labels["good.mp4"] <= 0.99
+    with pytest.raises(InputError, match="not a video file"):
+        predict_folder(folder / "sample_submission.csv", tmp_path / "t.csv", predictor=predictor)
+
+
+def test_progress_bar_on_more_than_a_few_videos(media, predictor, tmp_path, capsys):
+    d = tmp_path / "five"
+    d.mkdir()
+    for i in range(5):
+        shutil.copy(media["no_face"], d / f"v{i}.mp4")
+    predict_folder(d, tmp_path / "s.csv", predictor=predictor, isolate=False)
+    bar = capsys.readouterr().err
+    assert "5/5" in bar and re.search(r"video/s|s/video", bar)  # the count and the rate
+    predict_folder(d, tmp_path / "s.csv", sample_submission=_sample(d, 3), predictor=predictor, isolate=False)
+    assert "3/3" not in capsys.readouterr().err  # a few videos: no bar
+
+
+def _sample(d, n):
+    path = d / "few.csv"
+    pd.DataFrame({"filename": [f"v{i}.mp4" for i in range(n)], "label": 0.5}).to_csv(path, index=False)
+    return path
+
+
+def test_cli_one_file_prints_a_table_and_keeps_the_terminal_calm(folder, tiny_weights, tmp_path):
+    """`dfd predict FILE` without --out, as a user runs it: a table of results, no framework start-up lines."""
+    repo = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "DFD_KIT_VERBOSE")}
+    env.update(PYTHONPATH=str(repo), MPLCONFIGDIR=str(tmp_path / "mpl"))  # a fresh matplotlib font cache, as on a new machine
+    cmd = [sys.executable, "-m", "dfd_kit", "predict", str(folder / "good.mp4"), "--weights", str(tiny_weights), "--device", "cpu", "--frames", "2"]
+    run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert re.search(r"^video\s+P\(FAKE\)\s+frames\s+faces", run.stdout, re.M) and re.search(r"^good\.mp4\s+0\.\d{3}\s+2\s", run.stdout, re.M)
+    _check(tmp_path / "submission.csv", ["good.mp4"])
+    noise = ("oneDNN", "absl::InitializeLog", "font cache", "fontManager", "Warning:")
+    assert not [line for line in (run.stdout + run.stderr).splitlines() if any(n in line for n in noise)], run.stderr
+    # the same import with --verbose's setting lets TensorFlow's lines through: the check above can fail
+    verbose = "from dfd_kit.console import setup; setup(True); from dfd_kit.device import import_tensorflow; import_tensorflow()"
+    loud = subprocess.run([sys.executable, "-c", verbose], env=env, capture_output=True, text=True, timeout=300)
+    assert any(marker in loud.stderr for marker in noise[:2]), loud.stderr
