@@ -90,6 +90,23 @@ def report(results: dict, frames: int) -> str:
     return "\n".join(lines)
 
 
+#: configs timed side by side with the main one (forward pass and whole pipeline, each in its own process)
+COMPARE = ("xception", "efficientnet_lite0", "efficientnet_lite0_192", "efficientnet_lite1", "efficientnet_lite2")
+
+
+def compare_configs(results: dict, frames: int) -> str:
+    """A table of the configs of one run: input size, forward pass of ``frames`` faces, s/video, peak memory."""
+    base = results[COMPARE[0]]["pipeline"]["s_per_video"] if COMPARE[0] in results else None
+    lines = [f"configs side by side (forward pass of {frames} faces on the fastest runtime; pipeline as shipped):",
+             f"  {'config':24s} {'px':>4s} {'forward s':>10s} {'s/video':>8s} {'vs ' + COMPARE[0]:>14s} {'peak RSS MB':>12s}"]  # fmt: skip
+    for name, r in results.items():
+        pipe = r["pipeline"]
+        ratio = f"{base / pipe['s_per_video']:.2f}x faster" if base else ""
+        rss = pipe["peak_rss_mb"]["self"] + pipe["peak_rss_mb"]["children"]
+        lines.append(f"  {name:24s} {pipe['input_size']:4d} {r['floor_classify']['s_per_video']:10.2f} {pipe['s_per_video']:8.2f} {ratio:>14s} {rss:12.0f}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--config", default="xception", help="model config to time (default: Xception at 299 px)")
@@ -97,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="clip length")
     parser.add_argument("--workdir", type=Path, default=Path("bench/.cache"), help="generated clips and weights (reused)")
     parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
+    parser.add_argument("--compare", default=",".join(COMPARE), help="configs to time side by side (empty: none)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     clips = make_clips(args.workdir / "clips", args.seconds)
@@ -106,12 +124,21 @@ def main(argv: list[str] | None = None) -> None:
     results = {job: run_job(job, clips, weights, args.frames) for job in jobs}
     text = report(results, args.frames)
     print(text)
+    by_config = {}
+    for name in filter(None, args.compare.split(",")):
+        w = bench_weights(args.workdir, name)
+        by_config[name] = {job: run_job(job, clips, w, args.frames) for job in ("floor_classify", "pipeline")}
+    if by_config:
+        table = compare_configs(by_config, args.frames)
+        print(table)
+        text += "\n" + table
     payload = {
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()},
         "config": args.config,
         "frames": args.frames,
         "clips": sorted(p.name for p in clips.glob("*.mp4")),
         "jobs": results,
+        "configs": by_config,
         "ratios": {
             "naive_over_pipeline": results["naive"]["s_per_video"] / results["pipeline"]["s_per_video"],
             "tf_over_pipeline": results["pipeline_tf"]["s_per_video"] / results["pipeline"]["s_per_video"],

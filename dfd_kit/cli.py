@@ -29,10 +29,11 @@ def predict(
     sample_submission: Optional[Path] = typer.Option(None, help="Write exactly these rows, in this order."),
     weights: Optional[str] = typer.Option(None, help="Weights file (default: the bundled weights)."),
     config: Optional[str] = typer.Option(None, help="Model config, for weights outside a manifest."),
-    frames: int = typer.Option(17, help="Frames sampled per video."),
+    frames: Optional[int] = typer.Option(None, help="Frames sampled per video [default: the weights' choice on validation videos, else 17]."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Seconds for the whole run."),
-    rule: str = typer.Option("mean", help="Aggregation rule: mean | median | confident."),
+    rule: Optional[str] = typer.Option(None, help="Aggregation rule: mean | median | confident [default: the weights' choice, else mean]."),
+    flip: Optional[bool] = typer.Option(None, "--flip/--no-flip", help="Also score mirrored faces and average [default: the weights' choice, else off]."),
     clip: str = typer.Option("0.01,0.99", help="Clip video probabilities to LOW,HIGH."),
     prior: float = typer.Option(0.5, help="Label for videos that yield no score."),
     precision: str = typer.Option("auto", help="auto | float32 | mixed_bfloat16 | mixed_float16"),
@@ -67,6 +68,7 @@ def predict(
                 frames=frames,
                 device=device,
                 rule=rule,
+                flip=flip,
                 clip=_clip(clip),
                 prior=prior,
                 precision=precision,
@@ -243,6 +245,23 @@ def import_crops(
     typer.echo(table.groupby(["split", "label"]).size().to_string())
 
 
+@app.command("score-crops")
+def score_crops(
+    folder: Path = typer.Argument(..., help="A crop folder with labels.csv (file,video,label): one face per video."),
+    out: Path = typer.Option(Path("submission.csv"), "--out", "-o", help="filename,label CSV to write."),
+    weights: Optional[str] = typer.Option(None, help="Weights file (default: the bundled weights)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Score ready-cut face crops (e.g. held-out DFDC crops) as inference scores faces; evaluate with `dfd evaluate`."""
+    _setup_logging(verbose)
+    from .atomic import write_atomic
+    from .crops import score_crops as run_scoring
+
+    rows = run_scoring(folder, weights)
+    write_atomic(out, rows.to_csv(index=False).encode())
+    typer.echo(f"wrote {len(rows)} rows to {out}")
+
+
 @app.command()
 def train(
     tables: list[Path] = typer.Argument(..., help="Split faces tables (`dfd extract` + `dfd split`, or `dfd import-crops`); several are concatenated."),
@@ -284,6 +303,33 @@ def train(
     command = "dfd " + shlex.join(sys.argv[1:])
     state = run_training(tables, out, run_dir, settings, command=command)
     typer.echo(f"best epoch {state['best_epoch']}: {state['metrics']}; weights: {out}")
+
+
+@app.command()
+def calibrate(
+    weights: Path = typer.Argument(..., help="Trained .weights.h5 (in a folder with its manifest.json)."),
+    table: list[Path] = typer.Option(..., "--table", help="Training tables whose `val` rows fit the calibration (repeat for several)."),
+    videos: Optional[Path] = typer.Option(None, help="Labelled validation videos (DFDC folder) to choose the frame count and rule on."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda (for --videos)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Fit Platt scaling (and flip TTA) on validation crops, then the frame count and rule on validation videos."""
+    _setup_logging(verbose)
+    from .calibrate import calibrate_weights, choose_inference
+
+    fit = calibrate_weights(weights, table)
+    typer.echo(f"calibration: a={fit['a']:.3f} b={fit['b']:.3f} flip={fit['flip']}; balanced log loss "
+               f"{fit['balanced_log_loss_before']:.4f} -> {fit['balanced_log_loss']:.4f}")  # fmt: skip
+    if videos is not None:
+        chosen = choose_inference(weights, videos, device=device)
+        typer.echo(_records_table(chosen["validation"]["table"]))
+        typer.echo(f"inference: frames={chosen['frames']} rule={chosen['rule']} flip={chosen['flip']}")
+
+
+def _records_table(records: list[dict]) -> str:
+    import pandas as pd
+
+    return pd.DataFrame(records).to_string(index=False)
 
 
 @app.command()

@@ -21,7 +21,7 @@ from .split import split_table
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DFDC_FACE_BOX", "import_crops"]
+__all__ = ["DFDC_FACE_BOX", "import_crops", "score_crops"]
 
 #: Where facenet-pytorch's MTCNN puts the face in a DFDC crop, in crop sides: centre x, centre y,
 #: width, height (medians over 284 of 300 crops padded with black; weights/README.md).
@@ -71,3 +71,38 @@ def import_crops(labels_csv: str | Path, out: str | Path, folder: str | None = N
     write_atomic(out, table.to_parquet(index=False))
     log.info("%d crops (%s) from %s in %s", len(table), table["label"].value_counts().to_dict(), labels_csv, out)
     return table
+
+
+def score_crops(folder: str | Path, weights: str | Path | None = None, batch_size: int = 64, **classifier_kwargs) -> pd.DataFrame:
+    """Score a crop folder (``labels.csv`` beside the crops) with the classifier: one frame per video.
+
+    Each crop is resized (area) to the config's input size and scored as inference scores a face,
+    with the weights' calibration and flip setting.
+
+    Args:
+        folder: the folder holding ``labels.csv`` (``file,video,label`` rows).
+        weights: weights file or bundled name (``None``: the default).
+        batch_size: crops per forward pass.
+        **classifier_kwargs: passed to :class:`~dfd_kit.models.Classifier` (``backend`` ...).
+
+    Returns:
+        ``filename, label`` rows (``label`` = P(FAKE)), a submission for :func:`dfd_kit.evaluate.evaluate`.
+    """
+    import numpy as np
+
+    from .models import Classifier
+    from .weights import resolve_weights
+
+    folder = Path(folder)
+    labels = pd.read_csv(folder / "labels.csv")
+    info = resolve_weights(weights)
+    flip = bool(info.inference.get("flip", False))
+    classifier = Classifier(info.config, info.path, flip=flip, calibration=info.calibration, batch_size=batch_size, **classifier_kwargs)
+    size, scores = info.config.input_size, []
+    for start in range(0, len(labels), batch_size):
+        crops = []
+        for f in labels["file"].iloc[start : start + batch_size]:
+            image = cv2.cvtColor(cv2.imread(str(folder / f)), cv2.COLOR_BGR2RGB)
+            crops.append(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA))
+        scores.append(classifier.predict(np.stack(crops)))
+    return pd.DataFrame({"filename": labels["video"], "label": np.concatenate(scores)})

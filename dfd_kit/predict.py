@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 __all__ = ["Predictor", "VideoResult", "FaceScores", "Summary", "predict_folder", "default_precision"]
 
 STAGES = ("decode", "detect", "crop", "classify", "aggregate")
+#: inference settings for weights whose manifest has no ``inference`` entry (chosen on validation videos)
+INFERENCE_DEFAULTS = {"frames": 17, "rule": "mean", "flip": False}
 FEW_VIDEOS = 4  # no progress bar for this many videos or fewer
 
 
@@ -144,9 +146,10 @@ class Predictor:
         weights: ``.weights.h5`` path or bundled name; ``None`` uses the bundled default.
         config: model config name, only needed for weights outside a manifest.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``, resolved once here.
-        frames: frames sampled per video.
+        frames: frames sampled per video; ``None``: what the weights' manifest chose on validation
+            videos (its ``inference`` entry), else 17.
         policy: frame sampling policy (see :mod:`dfd_kit.sampling`).
-        rule: aggregation rule (see :mod:`dfd_kit.aggregate`).
+        rule: aggregation rule (see :mod:`dfd_kit.aggregate`); ``None``: the manifest's, else ``"mean"``.
         clip: bounds for the video probability.
         prior: the label written when a video yields no score.
         precision: ``"auto"`` or one of :data:`dfd_kit.models.PRECISIONS`.
@@ -154,7 +157,8 @@ class Predictor:
         decoder: force one decoder (``"opencv"``, ``"pyav"``, ``"dali"``), no fallback.
         backend: classifier runtime: ``"auto"`` (ONNX Runtime on CPU when it is installed and there
             is a weights file to cache the conversion by, else TensorFlow), ``"tf"`` or ``"onnx"``.
-        flip: also score every face mirrored and average (test-time augmentation, 2x classifier time).
+        flip: also score every face mirrored and average (test-time augmentation, 2x classifier
+            time); ``None``: the manifest's choice, else off.
     """
 
     def __init__(
@@ -162,20 +166,24 @@ class Predictor:
         weights: str | Path | None = None,
         config: str | ModelConfig | None = None,
         device: str = "auto",
-        frames: int = 17,
+        frames: int | None = None,
         policy: str = "even",
-        rule: str = "mean",
+        rule: str | None = None,
         clip: tuple[float, float] = (0.01, 0.99),
         prior: float = 0.5,
         precision: str = "auto",
         detect_scale: float = 0.5,
         decoder: str | None = None,
         backend: str = "auto",
-        flip: bool = False,
+        flip: bool | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.weights = resolve_weights(weights, config)
         cfg = self.weights.config
+        chosen = {**INFERENCE_DEFAULTS, **self.weights.inference}
+        frames = chosen["frames"] if frames is None else frames
+        rule = chosen["rule"] if rule is None else rule
+        flip = chosen["flip"] if flip is None else flip
         self.precision = default_precision(self.device) if precision == "auto" else precision
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be 'auto' or one of {PRECISIONS}, got {precision!r}")

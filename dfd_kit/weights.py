@@ -46,6 +46,11 @@ class WeightsInfo:
         return (float(fit["a"]), float(fit["b"])) if fit else None
 
     @property
+    def inference(self) -> dict:
+        """Inference settings chosen for these weights on validation videos (``frames``, ``rule``, ``flip``), if any."""
+        return dict(self.entry.get("inference", {}))
+
+    @property
     def trained(self) -> bool:
         return self.path is not None and bool(self.entry.get("trained", False))
 
