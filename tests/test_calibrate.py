@@ -1,0 +1,101 @@
+"""Crop folders as training tables, scoring them, Platt scaling and the inference settings chosen on
+validation videos, all written into the weights' manifest and used by Predictor by default."""
+
+import json
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from configs import LITE_96
+from dfdc_folder import blended_face, make_dfdc_folder
+
+from dfd_kit.calibrate import calibrate_weights, choose_inference, fit_platt
+from dfd_kit.crops import DFDC_FACE_BOX, import_crops, score_crops
+from dfd_kit.models import Classifier, build_classifier
+from dfd_kit.predict import Predictor
+from dfd_kit.weights import resolve_weights, save_weights
+
+pytestmark = pytest.mark.slow
+
+
+def test_platt_scaling_recovers_a_known_scaling():
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 2, 20000)
+    labels = rng.random(z.size) < 1 / (1 + np.exp(-(0.5 * z + 0.8)))
+    a, b = fit_platt(1 / (1 + np.exp(-z)), labels, balanced=False)
+    assert a == pytest.approx(0.5, abs=0.03) and b == pytest.approx(0.8, abs=0.05)
+    a, b = fit_platt(1 / (1 + np.exp(-z)), labels, balanced=True)  # ~70 % FAKE here, weighted to 50/50
+    calibrated = 1 / (1 + np.exp(-(a * z + b)))
+    # equal class weights: the FAKE mean's shortfall equals the REAL mean's excess (the intercept's optimum)
+    assert (1 - calibrated[labels]).mean() == pytest.approx(calibrated[~labels].mean(), abs=1e-3)
+    assert labels.mean() > 0.6 and b < 0.8  # the FAKE majority no longer raises every score
+
+
+@pytest.fixture(scope="module")
+def crop_folder(tmp_path_factory):
+    """A DFDC-crop-style folder: 224 px crops of the astronaut (REAL) and self-blended copies (FAKE), labels.csv."""
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("crops")
+    (folder / "faces_224").mkdir()
+    image = data.astronaut()
+    rows = []
+    for i in range(12):
+        shift = 4 * i
+        real = image[20 + shift : 220 + shift, 120:320]
+        fake = blended_face(image, seed=i)[20 + shift : 220 + shift, 120:320]
+        for label, crop, name in (("REAL", real, f"r{i}"), ("FAKE", fake, f"f{i}")):
+            cv2.imwrite(str(folder / "faces_224" / f"{name}.jpg"), cv2.cvtColor(cv2.resize(crop, (224, 224)), cv2.COLOR_RGB2BGR))
+            rows.append({"file": f"faces_224/{name}.jpg", "video": f"{name}.mp4", "label": label, "original": f"r{i}.mp4" if label == "FAKE" else "", "group": f"r{i}"})
+    pd.DataFrame(rows).to_csv(folder / "labels.csv", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def lite_weights(tmp_path_factory):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return save_weights(build_classifier(LITE_96, init="imagenet"), tmp_path_factory.mktemp("w") / "lite.weights.h5", LITE_96, trained=False)
+
+
+def test_imported_crops_make_a_split_training_table(crop_folder, tmp_path):
+    table = import_crops(crop_folder / "labels.csv", tmp_path / "crops.parquet", val_fraction=0.25)
+    assert len(table) == 24 and set(table["split"]) == {"train", "val"}
+    assert (table.groupby("group")["split"].nunique() == 1).all()  # a fake stays with its original
+    assert all(p.startswith("/") and cv2.imread(p) is not None for p in table["path"])
+    cx, cy, w, h = DFDC_FACE_BOX
+    assert table["x1"].iloc[0] == pytest.approx((cx - w / 2) * 224) and table["crop_x2"].iloc[0] == 224
+    assert pd.read_parquet(tmp_path / "crops.parquet").equals(table)
+
+
+def test_scored_crops_are_the_classifiers_scores(crop_folder, lite_weights):
+    rows = score_crops(crop_folder, lite_weights, batch_size=5)
+    labels = pd.read_csv(crop_folder / "labels.csv")
+    assert list(rows["filename"]) == list(labels["video"])
+    crops = np.stack([cv2.resize(cv2.cvtColor(cv2.imread(str(crop_folder / f)), cv2.COLOR_BGR2RGB), (96, 96), interpolation=cv2.INTER_AREA) for f in labels["file"]])
+    np.testing.assert_allclose(rows["label"], Classifier(LITE_96, lite_weights).predict(crops), atol=1e-6)
+
+
+def test_calibration_and_chosen_settings_become_the_predictors_defaults(crop_folder, lite_weights, tmp_path):
+    table = import_crops(crop_folder / "labels.csv", tmp_path / "crops.parquet", val_fraction=0.5)
+    fit = calibrate_weights(lite_weights, [tmp_path / "crops.parquet"])
+    assert fit["balanced_log_loss"] <= fit["balanced_log_loss_before"] + 1e-9
+    assert fit["data"]["crops"] == int((table["split"] == "val").sum())
+    info = resolve_weights(lite_weights)
+    assert info.calibration == (fit["a"], fit["b"]) and info.inference["flip"] == fit["flip"]
+
+    videos = make_dfdc_folder(tmp_path / "val_videos", n_real=2, fakes_per_real=1, frames=6, extras=False)
+    chosen = choose_inference(lite_weights, videos, frame_counts=(2, 4), device="cpu")
+    scored = chosen["validation"]["table"]
+    assert len(scored) == 2 * 3 and {r["frames"] for r in scored} == {2, 4} and all(r["videos"] == 4 for r in scored)
+    assert scored[0]["log_loss"] == min(r["log_loss"] for r in scored)
+    assert (chosen["frames"], chosen["rule"]) == (scored[0]["frames"], scored[0]["rule"])
+    entry = json.loads((lite_weights.parent / "manifest.json").read_text())["files"][lite_weights.name]
+    assert entry["inference"]["frames"] == chosen["frames"] and entry["calibration"]["a"] == fit["a"]
+
+    predictor = Predictor(lite_weights, device="cpu")
+    assert (predictor.frames, predictor.rule, predictor.classifier.flip) == (chosen["frames"], chosen["rule"], fit["flip"])
+    assert predictor.classifier.calibration == (fit["a"], fit["b"])
+    assert Predictor(lite_weights, device="cpu", frames=3, rule="median", flip=False).frames == 3  # explicit wins
