@@ -197,10 +197,7 @@ def extract(
     _setup_logging(verbose)
     from .errors import DFDError
     from .extract import ExtractSettings, extract_folders
-    from .models import get_config
-
-    cfg = get_config(config)
-    settings = ExtractSettings(image_size=cfg.input_size, margin=cfg.margin, shift=cfg.shift, frames=frames, policy=policy, photo_side=photo_side)
+    settings = ExtractSettings.for_config(config, frames=frames, policy=policy, photo_side=photo_side)
     try:
         faces, videos = extract_folders(folders, out, settings, photos=photos, workers=workers, ray=ray)
     except DFDError as err:

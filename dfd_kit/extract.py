@@ -40,6 +40,7 @@ from .errors import DFDError, InputError
 from .faces import square_box
 from .metadata import read_metadata
 from .predict import FaceFinder
+from .registry import ModelConfig, get_config
 from .submission import list_videos
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,12 @@ class ExtractSettings:
     photo_side: int = 720
     photo_pad: float = 0.1
     quality: int = 95
+
+    @classmethod
+    def for_config(cls, config: str | ModelConfig, **settings) -> ExtractSettings:
+        """Settings whose crops follow model ``config`` (input size, margin, shift)."""
+        cfg = get_config(config)
+        return cls(image_size=cfg.input_size, margin=cfg.margin, shift=cfg.shift, **settings)
 
     def finder(self, device: str = "cpu") -> FaceFinder:
         """The decoder and face sampler of inference (:class:`~dfd_kit.predict.FaceFinder`), built

@@ -62,6 +62,14 @@ def test_margin_is_relative_to_face_size():
     assert (x1 + x2) / 2 == pytest.approx(150, abs=1) and (y1 + y2) / 2 == pytest.approx(140, abs=1)
 
 
+def test_tight_shifted_framing_of_the_dfdc_crops():
+    # margin -0.09: the crop is 0.91 of the box's longer side; shift 0.044: its centre 0.044 of a side lower
+    x1, y1, x2, y2 = square_box(np.array([100, 100, 200, 220]), margin=-0.09, height=1000, width=1000, shift=0.044)
+    side = round(120 * 0.91)
+    assert x2 - x1 == y2 - y1 == side
+    assert (x1 + x2) / 2 == pytest.approx(150, abs=1) and (y1 + y2) / 2 == pytest.approx(160 + 0.044 * side, abs=1)
+
+
 def test_crop_at_the_frame_edge_stays_inside(sampler):
     frame = np.zeros((1, 200, 300, 3), np.uint8)
     frame[0, :, :200] = 255  # left two thirds white
@@ -74,10 +82,10 @@ def test_crop_at_the_frame_edge_stays_inside(sampler):
 box_st = st.tuples(st.floats(-500, 2500), st.floats(-500, 2500), st.floats(1, 1500), st.floats(1, 1500))
 
 
-@given(box=box_st, margin=st.floats(0, 1), h=st.integers(16, 2160), w=st.integers(16, 3840))
-def test_square_box_is_square_and_inside(box, margin, h, w):
+@given(box=box_st, margin=st.floats(-0.3, 1), h=st.integers(16, 2160), w=st.integers(16, 3840), shift=st.floats(-0.2, 0.2))
+def test_square_box_is_square_and_inside(box, margin, h, w, shift):
     x, y, bw, bh = box
-    x1, y1, x2, y2 = square_box(np.array([x, y, x + bw, y + bh]), margin, h, w)
+    x1, y1, x2, y2 = square_box(np.array([x, y, x + bw, y + bh]), margin, h, w, shift)
     assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
     assert x2 - x1 == y2 - y1
 

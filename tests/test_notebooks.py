@@ -129,6 +129,7 @@ def test_extract_and_train_notebooks_run(tmp_path):
             "weights_out": str(weights_out),
             "run_dir": str(tmp_path / "run"),
             "config": "xception_96",
+            "init": "none",
             "epochs": 1,
             "steps_per_epoch": 2,
             "batch_size": 4,
