@@ -33,7 +33,7 @@ from .weights import MANIFEST, read_manifest, resolve_weights
 
 log = logging.getLogger(__name__)
 
-__all__ = ["fit_platt", "calibrate_weights", "choose_inference"]
+__all__ = ["fit_platt", "calibrated_log_loss", "calibrate_weights", "choose_inference"]
 
 FRAME_COUNTS = (8, 17, 32)
 
@@ -60,6 +60,11 @@ def fit_platt(scores: np.ndarray, labels: np.ndarray, balanced: bool = True) -> 
 
 def _apply(scores: np.ndarray, ab: tuple[float, float]) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-(ab[0] * _logit(scores) + ab[1])))
+
+
+def calibrated_log_loss(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The class-balanced log loss of ``scores`` after Platt scaling fitted on them (both classes needed)."""
+    return _balanced_log_loss(np.asarray(labels).astype(int), _apply(scores, fit_platt(scores, labels)))
 
 
 def _balanced_log_loss(labels: np.ndarray, p: np.ndarray) -> float:

@@ -50,6 +50,7 @@ import pandas as pd
 from .aggregate import aggregate
 from .atomic import write_atomic
 from .device import import_tensorflow
+from .calibrate import calibrated_log_loss
 from .evaluate import binary_metrics
 from .models import INITS, ModelConfig, build_classifier, get_config, load_weights, preprocess_for
 from .selfblend import box_in_crop, self_blend_seeded
@@ -98,6 +99,9 @@ class TrainSettings:
         sbi: pseudo-fake mode, one of :data:`SBI_MODES`.
         sbi_fraction: with ``sbi="mix"``, the share of fakes that are self-blended.
         patience: epochs without a better video-level validation log loss before stopping.
+        select: the validation metric that picks the best epoch: ``"log_loss"`` (video level, raw) or
+            ``"calibrated_log_loss"`` (after Platt scaling, class-balanced: for a validation set whose
+            class mix is not the test's, and for weights that ``dfd calibrate`` will calibrate).
         val_augment: degrade the validation crops with the training augmentation (fixed seeds), so
             that model selection sees video-like crops (useful when the crops are clean photos).
         bn_momentum: momentum of every BatchNormalization layer's moving averages. Keras'
@@ -126,6 +130,7 @@ class TrainSettings:
     sbi: str = "mix"
     sbi_fraction: float = 0.5
     patience: int = 5
+    select: str = "log_loss"
     val_augment: bool = False
     bn_momentum: float = 0.9
     clip: tuple[float, float] = (0.01, 0.99)
@@ -297,12 +302,18 @@ def video_metrics(scores: np.ndarray, labels: np.ndarray, videos: np.ndarray, cl
         clip: bounds of the video probability.
 
     Returns:
-        ``{"video_log_loss", "video_auc", "video_accuracy", "videos"}`` (AUC is NaN with one class).
+        ``{"video_log_loss", "video_auc", "video_accuracy", "video_calibrated_log_loss", "videos"}``
+        (AUC is NaN with one class). ``video_calibrated_log_loss`` is the class-balanced log loss
+        after Platt scaling fitted on these videos (:func:`dfd_kit.calibrate.fit_platt`), what the
+        weights score once ``dfd calibrate`` has run: unlike the raw log loss, it does not move with
+        the validation set's class mix or with an offset that calibration removes.
     """
     frame = pd.DataFrame({"video": videos, "score": scores, "label": labels})
     per_video = frame.groupby("video", sort=True).agg(label=("label", "first"), p=("score", lambda s: aggregate(s.to_numpy(), "mean", clip)))
-    metrics = binary_metrics(per_video["label"].to_numpy(), per_video["p"].to_numpy())
-    return {**{f"video_{k}": v for k, v in metrics.items()}, "videos": int(len(per_video))}
+    y, p = per_video["label"].to_numpy(), per_video["p"].to_numpy()
+    metrics = {f"video_{k}": v for k, v in binary_metrics(y, p).items()}
+    metrics["video_calibrated_log_loss"] = calibrated_log_loss(p, y) if len(set(y)) == 2 else metrics["video_log_loss"]
+    return {**metrics, "videos": int(len(per_video))}
 
 
 class VideoCheckpoint(keras.callbacks.Callback):
@@ -323,11 +334,13 @@ class VideoCheckpoint(keras.callbacks.Callback):
         batch_size: crops per forward pass.
         manifest: extra manifest fields (``training``, ``command`` ...).
         resume: load the state from ``state_path`` (else start afresh).
+        select: the metric to minimise, ``"log_loss"`` or ``"calibrated_log_loss"`` (see :func:`video_metrics`).
     """
 
     def __init__(self, crops, labels, videos, out: Path, config: ModelConfig, state_path: Path, patience: int,
-                 clip: tuple[float, float], batch_size: int, manifest: dict, resume: bool) -> None:  # fmt: skip
+                 clip: tuple[float, float], batch_size: int, manifest: dict, resume: bool, select: str = "log_loss") -> None:  # fmt: skip
         super().__init__()
+        self.select = select
         self.crops, self.labels, self.videos = crops, labels, videos
         self.out, self.config, self.state_path = Path(out), config, Path(state_path)
         self.patience, self.clip, self.batch_size, self.manifest = patience, clip, batch_size, manifest
@@ -346,14 +359,15 @@ class VideoCheckpoint(keras.callbacks.Callback):
         logs = logs if logs is not None else {}
         metrics = video_metrics(self.scores(), self.labels, self.videos, self.clip)
         logs.update({f"val_{k}": v for k, v in metrics.items() if k != "videos"})
-        loss = metrics["video_log_loss"]
+        loss = metrics[f"video_{self.select}"]
         if self.state["best"] is None or loss < self.state["best"]:
             self.state.update(best=loss, best_epoch=epoch + 1, wait=0, metrics=metrics)
             save_weights(self.model, self.out, self.config, trained=True, epoch=epoch + 1, metrics={"validation": metrics}, **self.manifest)
-            log.info("epoch %d: video log loss %.4f (AUC %.3f): best so far, saved %s", epoch + 1, loss, metrics["video_auc"], self.out)
+            log.info("epoch %d: video %s %.4f (AUC %.3f): best so far, saved %s", epoch + 1, self.select, loss, metrics["video_auc"], self.out)
         else:
             self.state["wait"] += 1
-            log.info("epoch %d: video log loss %.4f, best %.4f at epoch %d", epoch + 1, loss, self.state["best"], self.state["best_epoch"])
+            log.info("epoch %d: video %s %.4f (AUC %.3f), best %.4f at epoch %d", epoch + 1, self.select, loss, metrics["video_auc"],
+                     self.state["best"], self.state["best_epoch"])  # fmt: skip
             if self.state["wait"] >= self.patience:
                 log.info("early stop: no better video log loss for %d epochs", self.patience)
                 self.state["stopped"] = True
@@ -443,6 +457,8 @@ def train(table_path: str | Path | list, out: str | Path, run_dir: str | Path, s
         )
     if settings.input == "dali" and settings.sbi != "off":
         raise ValueError("input='dali' reads pseudo-fakes from files: train with sbi='off' (or input='tfdata')")
+    if settings.select not in ("log_loss", "calibrated_log_loss"):
+        raise ValueError(f"select must be 'log_loss' or 'calibrated_log_loss', got {settings.select!r}")
     if settings.init not in INITS and not Path(settings.init).is_file():
         raise ValueError(f"init must be one of {INITS} or a weights file, got {settings.init!r}")
     cfg = get_config(settings.config)
@@ -481,7 +497,8 @@ def train(table_path: str | Path | list, out: str | Path, run_dir: str | Path, s
         },
         "command": command,
     }
-    checkpoint = VideoCheckpoint(crops, labels, videos, Path(out), cfg, state_path, settings.patience, settings.clip, settings.batch_size, manifest, resume)
+    checkpoint = VideoCheckpoint(crops, labels, videos, Path(out), cfg, state_path, settings.patience, settings.clip, settings.batch_size, manifest, resume,
+                                 settings.select)  # fmt: skip
     if settings.input == "dali":
         from .dali_input import distributed_dataset
 

@@ -99,3 +99,17 @@ def test_calibration_and_chosen_settings_become_the_predictors_defaults(crop_fol
     assert (predictor.frames, predictor.rule, predictor.classifier.flip) == (chosen["frames"], chosen["rule"], fit["flip"])
     assert predictor.classifier.calibration == (fit["a"], fit["b"])
     assert Predictor(lite_weights, device="cpu", frames=3, rule="median", flip=False).frames == 3  # explicit wins
+
+
+def test_model_selection_metric_ignores_an_offset_that_calibration_removes():
+    from dfd_kit.train import video_metrics
+
+    rng = np.random.default_rng(1)
+    labels = (rng.random(400) < 0.8).astype(float)  # a validation set that is 80 % FAKE, as DFDC's
+    logits = 1.5 * (labels - 0.5) + rng.normal(0, 1, labels.size)
+    videos = np.arange(labels.size).astype(str)
+    shifted = [video_metrics(1 / (1 + np.exp(-(logits + offset))), labels, videos) for offset in (-2.0, 0.0, 2.0)]
+    assert len({round(m["video_auc"], 9) for m in shifted}) == 1
+    assert max(m["video_log_loss"] for m in shifted) - min(m["video_log_loss"] for m in shifted) > 0.3  # raw: moves a lot
+    calibrated = [m["video_calibrated_log_loss"] for m in shifted]
+    assert max(calibrated) - min(calibrated) < 0.02  # calibrated: the same ranking scores the same
