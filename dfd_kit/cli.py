@@ -336,6 +336,7 @@ def evaluate(
     metadata: Path = typer.Argument(..., help="DFDC metadata.json with the true labels."),
     plot: Optional[Path] = typer.Option(None, help="PNG with the ROC curve and score histograms (default: SUBMISSION with .png)."),
     per_video: bool = typer.Option(False, "--per-video", help="Also print every video's score and label."),
+    by: Optional[str] = typer.Option(None, help="Regex: also print metrics per source, by its first match in the file names (e.g. '^[a-z]+40(_[a-z]+)?')."),
     report: Optional[Path] = typer.Option(None, help="Add the metrics, the plot and the worst-scored videos to this `dfd predict --report` report."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -355,6 +356,10 @@ def evaluate(
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from err
     typer.echo(result.report())
+    if by is not None:
+        from .evaluate import by_source
+
+        typer.echo(by_source(table, by).round(4).to_string())
     if per_video:
         typer.echo(table.assign(label=table["y"].map({0: "REAL", 1: "FAKE"})).drop(columns="y").to_string(index=False))
     typer.echo(f"plot: {plot}")

@@ -19,7 +19,7 @@ from .metadata import read_metadata
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Evaluation", "binary_metrics", "read_labels", "join", "evaluate", "plot"]
+__all__ = ["Evaluation", "binary_metrics", "read_labels", "join", "evaluate", "by_source", "plot"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,40 @@ def evaluate(submission: str | Path, metadata: str | Path, plot_path: str | Path
     if plot_path is not None:
         plot(table, result, plot_path)
     return result, table
+
+
+def by_source(table: pd.DataFrame, pattern: str) -> pd.DataFrame:
+    """Metrics per source: the videos whose file name gives the same first match of ``pattern``.
+
+    A source with both labels gets its own AUC; a source of one label is ranked against every video
+    of the other label in the whole set (``auc_vs_rest``: e.g. one manipulation method's fakes
+    against all the real videos), so single-label sources still say how well they are separated.
+
+    Args:
+        table: ``filename, p, y`` from :func:`evaluate`.
+        pattern: a regular expression; its first match in a file name names the source (the whole
+            name where it does not match).
+
+    Returns:
+        One row per source: ``videos, fake, mean_p, log_loss, auc, auc_vs_rest``.
+    """
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    import re
+
+    source = table["filename"].map(lambda name: m.group(0) if (m := re.search(pattern, name)) and m.group(0) else name)
+    rows = []
+    for name, part in table.groupby(source, sort=True):
+        y, p = part["y"].to_numpy(), part["p"].to_numpy(np.float64)
+        others = table[(source != name) & (table["y"] != (y[0] if len(set(y)) == 1 else -1))]
+        vs_rest = pd.concat([part, others])
+        rows.append({
+            "source": name, "videos": len(part), "fake": int(y.sum()), "mean_p": float(p.mean()),
+            "log_loss": float(log_loss(y, p, labels=[0, 1])),
+            "auc": float(roc_auc_score(y, p)) if len(set(y)) == 2 else float("nan"),
+            "auc_vs_rest": float(roc_auc_score(vs_rest["y"], vs_rest["p"])) if vs_rest["y"].nunique() == 2 else float("nan"),
+        })  # fmt: skip
+    return pd.DataFrame(rows).set_index("source")
 
 
 def plot(table: pd.DataFrame, result: Evaluation, path: str | Path) -> Path:

@@ -74,3 +74,21 @@ def test_cli_prints_the_metrics_and_writes_the_plot(scored):
     assert res.exit_code == 0, res.output
     assert f"{log_loss(y, p):.4f}" in res.output and f"{roc_auc_score(y, p):.4f}" in res.output
     assert "v00.mp4" in res.output and (folder / "submission.png").is_file()
+
+
+def test_metrics_per_source():
+    from dfd_kit.evaluate import by_source
+
+    table = pd.DataFrame({
+        "filename": ["ff_real_1.mp4", "ff_real_2.mp4", "ff_df_1.mp4", "ff_df_2.mp4", "dfd_1.mp4", "dfd_2.mp4"],
+        "p": [0.1, 0.3, 0.8, 0.2, 0.6, 0.4],
+        "y": [0, 0, 1, 1, 0, 0],
+    })  # fmt: skip
+    assert list(by_source(table, r"^ff_[a-z]+").index) == ["dfd_1.mp4", "dfd_2.mp4", "ff_df", "ff_real"]  # no match: the name
+    rows = by_source(table, r"^(ff_[a-z]+|dfd)")
+    assert rows.loc["ff_df", "videos"] == 2 and np.isnan(rows.loc["ff_df", "auc"])
+    # the two fakes (0.8, 0.2) against the four reals (0.1, 0.3, 0.6, 0.4): 5 of 8 pairs ranked right
+    assert rows.loc["ff_df", "auc_vs_rest"] == pytest.approx(5 / 8)
+    # the DFD reals (0.6, 0.4) against the fakes: 0.4 < 0.8, 0.4 > 0.2, 0.6 < 0.8, 0.6 > 0.2 → 2 of 4
+    assert rows.loc["dfd", "auc_vs_rest"] == pytest.approx(0.5)
+    assert rows.loc["dfd", "mean_p"] == pytest.approx(0.5)
