@@ -20,11 +20,11 @@ import logging
 from itertools import product
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 
 from .aggregate import RULES, aggregate
+from .crops import read_crop
 from .evaluate import binary_metrics
 from .metadata import read_metadata
 from .models import Classifier
@@ -85,11 +85,8 @@ def _val_crops(tables: list[str | Path], size: int) -> tuple[np.ndarray, np.ndar
 
     table = read_table(*tables)
     val = table[table["split"] == "val"]
-    crops = []
-    for path in val["path"]:
-        image = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
-        crops.append(image if image.shape[0] == size else cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA))
-    return np.stack(crops), (val["label"] == "FAKE").to_numpy(int), val["folder"].astype(str).to_numpy()
+    crops = np.stack([read_crop(path, size) for path in val["path"]])
+    return crops, (val["label"] == "FAKE").to_numpy(int), val["folder"].astype(str).to_numpy()
 
 
 def calibrate_weights(weights: str | Path, tables: list[str | Path], backend: str = "tf") -> dict:

@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pandas as pd
 
 from .atomic import write_atomic
@@ -21,11 +22,20 @@ from .split import split_table
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DFDC_FACE_BOX", "import_crops", "score_crops"]
+__all__ = ["DFDC_FACE_BOX", "import_crops", "read_crop", "score_crops"]
 
 #: Where facenet-pytorch's MTCNN puts the face in a DFDC crop, in crop sides: centre x, centre y,
 #: width, height (medians over 284 of 300 crops padded with black; weights/README.md).
 DFDC_FACE_BOX = (0.483, 0.456, 0.903, 1.098)
+
+
+def read_crop(path: str | Path, size: int) -> np.ndarray:
+    """A saved crop as uint8 ``[size, size, 3]`` RGB (resized with area averaging when it is another size)."""
+    image = cv2.imread(str(path))
+    if image is None:
+        raise ValueError(f"cannot read the crop {path}")
+    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image if image.shape[:2] == (size, size) else cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def import_crops(labels_csv: str | Path, out: str | Path, folder: str | None = None,
@@ -88,8 +98,6 @@ def score_crops(folder: str | Path, weights: str | Path | None = None, batch_siz
     Returns:
         ``filename, label`` rows (``label`` = P(FAKE)), a submission for :func:`dfd_kit.evaluate.evaluate`.
     """
-    import numpy as np
-
     from .models import Classifier
     from .weights import resolve_weights
 
@@ -100,9 +108,6 @@ def score_crops(folder: str | Path, weights: str | Path | None = None, batch_siz
     classifier = Classifier(info.config, info.path, flip=flip, calibration=info.calibration, batch_size=batch_size, **classifier_kwargs)
     size, scores = info.config.input_size, []
     for start in range(0, len(labels), batch_size):
-        crops = []
-        for f in labels["file"].iloc[start : start + batch_size]:
-            image = cv2.cvtColor(cv2.imread(str(folder / f)), cv2.COLOR_BGR2RGB)
-            crops.append(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA))
+        crops = [read_crop(folder / f, size) for f in labels["file"].iloc[start : start + batch_size]]
         scores.append(classifier.predict(np.stack(crops)))
     return pd.DataFrame({"filename": labels["video"], "label": np.concatenate(scores)})
