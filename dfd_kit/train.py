@@ -350,10 +350,16 @@ class VideoCheckpoint(keras.callbacks.Callback):
             log.info("resuming: best video log loss %s at epoch %s", self.state["best"], self.state["best_epoch"])
 
     def scores(self) -> np.ndarray:
-        """The model's face scores on the validation crops: float32 ``[N]``."""
+        """The model's face scores on the validation crops: float32 ``[N]``.
+
+        The crops are padded to whole batches: under a multi-replica strategy a short last batch
+        leaves a replica with no input, which Keras 3.15's distributed predict step rejects.
+        """
         tf = import_tensorflow()
-        ds = tf.data.Dataset.from_tensor_slices(self.crops).batch(self.batch_size).map(preprocess_for(self.config))
-        return self.model.predict(ds, verbose=0).reshape(-1).astype(np.float32)
+        n = len(self.crops)
+        padded = np.concatenate([self.crops, np.zeros(((-n) % self.batch_size, *self.crops.shape[1:]), self.crops.dtype)])
+        ds = tf.data.Dataset.from_tensor_slices(padded).batch(self.batch_size).map(preprocess_for(self.config))
+        return self.model.predict(ds, verbose=0).reshape(-1)[:n].astype(np.float32)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}
