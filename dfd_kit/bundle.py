@@ -37,7 +37,7 @@ from typing import Iterable, Sequence
 
 from . import __version__
 from .errors import DFDError
-from .weights import MANIFEST, read_manifest, sha256, weights_dir
+from .weights import MANIFEST, read_manifest, sha256, weights_dir, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +246,7 @@ def _copy_weights(src: Path | None, out: Path) -> tuple[list[str], str | None]:
         if expected and sha256(path) != expected:
             raise BundleError(f"{path} does not match the sha256 in its manifest")
         shutil.copy2(path, out / name)
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_manifest(out, manifest)
     default = manifest.get("default")
     if not default:
         log.warning("the weights manifest in %s names no default: the kernel will use an UNTRAINED model", src)

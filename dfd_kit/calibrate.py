@@ -15,7 +15,6 @@ into the weights' manifest entry and applied by :class:`~dfd_kit.predict.Predict
 
 from __future__ import annotations
 
-import json
 import logging
 from itertools import product
 from pathlib import Path
@@ -29,7 +28,7 @@ from .evaluate import binary_metrics
 from .metadata import read_metadata
 from .models import Classifier
 from .sampling import sample_indices
-from .weights import MANIFEST, read_manifest, resolve_weights
+from .weights import read_manifest, resolve_weights, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +76,7 @@ def _balanced_log_loss(labels: np.ndarray, p: np.ndarray) -> float:
 def _update_entry(path: Path, **fields) -> None:
     manifest = read_manifest(path.parent)
     manifest["files"][path.name].update(fields)
-    (path.parent / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_manifest(path.parent, manifest)
 
 
 def _val_crops(tables: list[str | Path], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

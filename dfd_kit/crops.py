@@ -104,8 +104,7 @@ def score_crops(folder: str | Path, weights: str | Path | None = None, batch_siz
     folder = Path(folder)
     labels = pd.read_csv(folder / "labels.csv")
     info = resolve_weights(weights)
-    flip = bool(info.inference.get("flip", False))
-    classifier = Classifier(info.config, info.path, flip=flip, calibration=info.calibration, batch_size=batch_size, **classifier_kwargs)
+    classifier = Classifier.for_weights(info, batch_size=batch_size, **classifier_kwargs)
     size, scores = info.config.input_size, []
     for start in range(0, len(labels), batch_size):
         crops = [read_crop(folder / f, size) for f in labels["file"].iloc[start : start + batch_size]]

@@ -206,6 +206,13 @@ class Classifier:
         else:
             self._forward = lambda crops: forward(crops).numpy()
 
+    @classmethod
+    def for_weights(cls, info, flip: bool | None = None, **kwargs) -> Classifier:
+        """The classifier of resolved weights (:class:`~dfd_kit.weights.WeightsInfo`): their config,
+        file and calibration; ``flip`` ``None`` takes the manifest's choice (else off)."""
+        flip = bool(info.inference.get("flip", False)) if flip is None else flip
+        return cls(info.config, info.path, flip=flip, calibration=info.calibration, **kwargs)
+
     @property
     def input_size(self) -> int:
         return self.config.input_size

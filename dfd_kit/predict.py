@@ -192,7 +192,7 @@ class Predictor:
         if backend == "auto":
             onnx = self.device == "cpu" and self.precision == "float32" and self.weights.path is not None
             backend = "onnx" if onnx and onnx_available() else "tf"
-        self.classifier = Classifier(cfg, self.weights.path, precision=self.precision, backend=backend, flip=flip, calibration=self.weights.calibration)
+        self.classifier = Classifier.for_weights(self.weights, flip=flip, precision=self.precision, backend=backend)
 
     @cached_property
     def find_faces(self) -> FaceFinder:

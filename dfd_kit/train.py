@@ -38,6 +38,7 @@ The run, top to bottom (:func:`train`)::
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import logging
 import os
@@ -534,9 +535,9 @@ def train(table_path: str | Path | list, out: str | Path, run_dir: str | Path, s
             callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0))
         model.fit(ds, initial_epoch=first, epochs=end, steps_per_epoch=settings.steps_per_epoch, callbacks=callbacks,
                   shuffle=False, verbose=1 if progress else 2)  # fmt: skip
-        with open(stage_weights.with_suffix(".partial"), "wb") as fh:
-            np.savez(fh, *model.get_weights())
-        os.replace(stage_weights.with_suffix(".partial"), stage_weights)
+        stored = io.BytesIO()
+        np.savez(stored, *model.get_weights())
+        write_atomic(stage_weights, stored.getvalue())
         done.append(name)
         write_atomic(state_path, json.dumps(checkpoint.state, indent=1).encode())
     return checkpoint.state

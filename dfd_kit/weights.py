@@ -25,7 +25,7 @@ from .registry import ModelConfig, get_config
 
 log = logging.getLogger(__name__)
 
-__all__ = ["WEIGHTS_ENV", "WeightsInfo", "weights_dir", "resolve_weights", "save_weights", "sha256"]
+__all__ = ["WEIGHTS_ENV", "WeightsInfo", "weights_dir", "resolve_weights", "save_weights", "sha256", "read_manifest", "write_manifest"]
 
 WEIGHTS_ENV = "DFD_KIT_WEIGHTS"
 MANIFEST = "manifest.json"
@@ -83,6 +83,13 @@ def read_manifest(folder: Path) -> dict:
         raise WeightsError(f"{path} is not valid JSON: {err}") from err
     manifest.setdefault("files", {})
     return manifest
+
+
+def write_manifest(folder: Path, manifest: dict) -> Path:
+    """Write ``folder/manifest.json`` (indented JSON)."""
+    path = Path(folder) / MANIFEST
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return path
 
 
 def sha256(path: Path) -> str:
@@ -190,5 +197,5 @@ def save_weights(model, path: str | Path, config: ModelConfig, default: bool = T
     }
     if default:
         manifest["default"] = path.name
-    (path.parent / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    write_manifest(path.parent, manifest)
     return path
