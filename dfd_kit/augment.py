@@ -6,9 +6,11 @@ training stream is reproducible from the run's seed. In order:
 
 1. geometry: horizontal flip, scale (0.9–1.1), rotation (±8°), shift (±4 %), mirrored borders;
 2. colour: brightness, contrast, saturation, hue;
-3. resolution: with probability 0.5, down to 40–90 % of the side and back up (small faces);
-4. blur: with probability 0.3, a Gaussian of sigma 0.3–1.5 px;
-5. compression: with probability 0.8, JPEG at quality 30–95 (DFDC/FF++ frames are H.264-compressed).
+3. motion: with probability 0.2, a linear motion blur 2–8 % of the side long in any direction
+   (panning cameras, moving heads: a real frame's smear must not read as a fake's blur);
+4. resolution: with probability 0.5, down to 30–90 % of the side and back up (small faces);
+5. blur: with probability 0.3, a Gaussian of sigma 0.3–1.5 px;
+6. compression: with probability 0.8, JPEG at quality 30–95 (DFDC/FF++ frames are H.264-compressed).
 
 Every step is applied to REAL and FAKE crops alike, so none of them is a cue for the label.
 """
@@ -19,7 +21,7 @@ import math
 
 from .device import import_tensorflow
 
-__all__ = ["augment"]
+__all__ = ["augment", "motion_blur"]
 
 
 def _uniform(seed, low: float, high: float):
@@ -57,6 +59,34 @@ def _blur(image, sigma):
     return tf.nn.depthwise_conv2d(out, kernel_v, [1, 1, 1, 1], "VALID")[0]
 
 
+MOTION_TAPS = 9  # samples along a motion-blur path
+
+
+def motion_blur(image, length, angle):
+    """Smear an image along a straight path, as a camera or head moving during the exposure does.
+
+    Args:
+        image: float32 ``[S, S, 3]``.
+        length: path length in pixels (scalar tensor).
+        angle: path direction in radians (scalar tensor).
+
+    Returns:
+        float32 ``[S, S, 3]``: the mean of ``MOTION_TAPS`` copies shifted evenly along the path
+        (bilinear, mirrored borders).
+    """
+    tf = import_tensorflow()
+    size = int(image.shape[0])
+    steps = tf.linspace(-0.5, 0.5, MOTION_TAPS) * length
+    dx, dy = steps * tf.cos(angle), steps * tf.sin(angle)
+    ones, zeros = tf.ones_like(dx), tf.zeros_like(dx)
+    transforms = tf.stack([ones, zeros, dx, zeros, ones, dy, zeros, zeros], axis=1)
+    copies = tf.raw_ops.ImageProjectiveTransformV3(
+        images=tf.repeat(image[None], MOTION_TAPS, axis=0), transforms=transforms, output_shape=[size, size],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT",
+    )
+    return tf.reduce_mean(copies, axis=0)
+
+
 def augment(image, seed):
     """Degrade a face crop the way video frames are degraded.
 
@@ -69,16 +99,21 @@ def augment(image, seed):
     """
     tf = import_tensorflow()
     size = int(image.shape[0])
-    seeds = tf.random.split(tf.cast(seed, tf.int64), 11)
+    seeds = tf.random.split(tf.cast(seed, tf.int64), 14)
     x = _geometry(tf.cast(image, tf.float32) / 255.0, seeds[0], size)
     x = tf.image.stateless_random_brightness(x, 0.08, seeds[1])
     x = tf.image.stateless_random_contrast(x, 0.8, 1.2, seeds[2])
     x = tf.image.stateless_random_saturation(x, 0.8, 1.2, seeds[3])
     x = tf.image.stateless_random_hue(x, 0.03, seeds[4])
     x = tf.clip_by_value(x, 0.0, 1.0)
+    x = tf.cond(
+        _uniform(seeds[11], 0.0, 1.0) < 0.2,
+        lambda: motion_blur(x, _uniform(seeds[12], 0.02, 0.08) * size, _uniform(seeds[13], 0.0, math.pi)),
+        lambda: x,
+    )
 
     def low_res():
-        small = tf.cast(tf.round(size * _uniform(seeds[6], 0.4, 0.9)), tf.int32)
+        small = tf.cast(tf.round(size * _uniform(seeds[6], 0.3, 0.9)), tf.int32)
         down = tf.image.resize(x, tf.stack([small, small]), method="area")
         return tf.image.resize(down, [size, size], method="bilinear")
 

@@ -1,0 +1,42 @@
+"""The training augmentation (`dfd_kit.augment`): reproducible from its seed, shapes kept, and the
+motion blur smears along its direction only."""
+
+import math
+
+import numpy as np
+import pytest
+
+from dfd_kit.device import import_tensorflow
+
+tf = import_tensorflow()
+
+from dfd_kit.augment import augment, motion_blur  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def face():
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[:64, :64]
+    image = np.stack([x * 3, y * 3, (x + y) * 2], axis=-1) + rng.integers(0, 20, (64, 64, 3))
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def test_augment_is_a_function_of_image_and_seed(face):
+    outputs = [augment(tf.constant(face), tf.constant([3, i % 2], tf.int64)).numpy() for i in range(3)]
+    assert outputs[0].shape == face.shape and outputs[0].dtype == np.uint8
+    np.testing.assert_array_equal(outputs[0], outputs[2])
+    assert np.abs(outputs[0].astype(int) - outputs[1]).mean() > 1.0
+    assert np.abs(outputs[0].astype(int) - face).mean() > 1.0
+
+
+def test_motion_blur_smears_along_its_direction():
+    image = np.zeros((33, 33, 3), np.float32)
+    image[16, 16] = 1.0
+    horizontal = motion_blur(tf.constant(image), tf.constant(8.0), tf.constant(0.0)).numpy()[..., 0]
+    rows, cols = np.nonzero(horizontal > 1e-3)
+    assert set(rows) == {16}
+    assert cols.min() == 12 and cols.max() == 20
+    assert horizontal.sum() == pytest.approx(1.0, abs=1e-4)
+    vertical = motion_blur(tf.constant(image), tf.constant(8.0), tf.constant(math.pi / 2)).numpy()[..., 0]
+    rows, cols = np.nonzero(vertical > 1e-3)
+    assert set(cols) == {16} and rows.min() == 12 and rows.max() == 20
