@@ -276,6 +276,7 @@ def train(
     warmup_steps: int = typer.Option(100, help="Linear warm-up steps."),
     sbi: str = typer.Option("mix", help="Pseudo-fakes by self-blending: off | mix | only."),
     sbi_fraction: float = typer.Option(0.5, help="With --sbi mix: share of fakes that are self-blended."),
+    sbi_lower: float = typer.Option(0.0, help="Share of pseudo-fakes blended over the lower face only (mouth, jaw: reenactment, lip-sync)."),
     patience: int = typer.Option(5, help="Epochs without a better video-level val log loss before stopping."),
     select: str = typer.Option("log_loss", help="Best epoch by video-level val log_loss | calibrated_log_loss (Platt-scaled, class-balanced)."),
     val_augment: bool = typer.Option(False, help="Degrade validation crops like training ones (fixed seeds)."),
@@ -295,7 +296,7 @@ def train(
     settings = TrainSettings(
         config=config, init=init, epochs=epochs, head_epochs=head_epochs, top_epochs=top_epochs, head_learning_rate=head_learning_rate,
         steps_per_epoch=steps_per_epoch, batch_size=batch_size, learning_rate=learning_rate,
-        warmup_steps=warmup_steps, sbi=sbi, sbi_fraction=sbi_fraction, patience=patience, select=select, val_augment=val_augment, bn_momentum=bn_momentum,
+        warmup_steps=warmup_steps, sbi=sbi, sbi_fraction=sbi_fraction, sbi_lower=sbi_lower, patience=patience, select=select, val_augment=val_augment, bn_momentum=bn_momentum,
         seed=seed, input=data_input,
     )  # fmt: skip
     command = "dfd " + shlex.join(sys.argv[1:])

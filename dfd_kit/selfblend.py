@@ -11,7 +11,9 @@ A classifier trained on these generalises to manipulations it never saw (the pap
 Everything is a pure function of the inputs and a ``numpy.random.Generator``; :func:`self_blend_seeded`
 takes an integer seed so that ``tf.data`` can call it through ``tf.numpy_function`` reproducibly.
 The face region comes from the detector box (in crop pixels), so it works on any crop that
-:mod:`dfd_kit.extract` writes; no landmarks are needed.
+:mod:`dfd_kit.extract` writes; no landmarks are needed. A share ``lower`` of the blends can cover
+the lower face only (below a cut between 45 and 65 % of the box's height: mouth, jaw and chin), what
+expression reenactment (Face2Face, NeuralTextures) and lip-sync edits re-render.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["BLEND_RATIOS", "box_in_crop", "face_mask", "source_transform", "self_blend", "self_blend_seeded"]
+__all__ = ["BLEND_RATIOS", "REGIONS", "box_in_crop", "face_mask", "source_transform", "self_blend", "self_blend_seeded"]
 
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
+REGIONS = ("face", "lower")
+LOWER_CUT = (0.45, 0.65)  # top of a lower-face mask, as a share of the box's height from its top
 
 
 def box_in_crop(box: np.ndarray, window: np.ndarray, size: int) -> np.ndarray:
@@ -43,13 +47,15 @@ def box_in_crop(box: np.ndarray, window: np.ndarray, size: int) -> np.ndarray:
     return (box - origin) * scale
 
 
-def face_mask(size: int, box: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def face_mask(size: int, box: np.ndarray, rng: np.random.Generator, region: str = "face") -> np.ndarray:
     """A soft mask over the face: a randomly deformed ellipse in ``box``, eroded or dilated, blurred.
 
     Args:
         size: side of the square crop in pixels.
         box: ``x1, y1, x2, y2`` of the face in crop pixels.
         rng: random source.
+        region: ``"face"`` (the whole ellipse) or ``"lower"`` (the ellipse below a random cut in
+            :data:`LOWER_CUT`: mouth, jaw and chin).
 
     Returns:
         float32 ``[size, size]`` in ``[0, 1]``, 1 well inside the face, falling off smoothly.
@@ -65,6 +71,10 @@ def face_mask(size: int, box: np.ndarray, rng: np.random.Generator) -> np.ndarra
     points = np.stack([cx + ax * radial * np.cos(angles), cy + ay * radial * np.sin(angles)], axis=1)
     mask = np.zeros((size, size), np.uint8)
     cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 255)
+    if region == "lower":
+        mask[: int(round(y1 + rng.uniform(*LOWER_CUT) * h))] = 0
+    elif region != "face":
+        raise ValueError(f"region must be one of {REGIONS}, got {region!r}")
     k = int(rng.integers(1, max(2, int(0.08 * w))))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
     mask = cv2.erode(mask, kernel) if rng.random() < 0.5 else cv2.dilate(mask, kernel)
@@ -113,28 +123,31 @@ def source_transform(image: np.ndarray, box: np.ndarray, rng: np.random.Generato
     return np.clip(out, 0, 255)
 
 
-def self_blend(image: np.ndarray, box: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def self_blend(image: np.ndarray, box: np.ndarray, rng: np.random.Generator, lower: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Blend a transformed copy of a face crop onto the crop itself.
 
     Args:
         image: uint8 ``[S, S, 3]`` RGB, a real face crop.
         box: float ``[4]`` face box ``x1, y1, x2, y2`` in crop pixels (:func:`box_in_crop`).
         rng: random source.
+        lower: probability that the blend covers the lower face only (``face_mask`` region
+            ``"lower"``); at 0 the random stream is the whole-face blends' alone.
 
     Returns:
         ``(fake, mask)``: uint8 ``[S, S, 3]`` RGB pseudo-fake and the float32 ``[S, S]`` blend weights
         actually used (mask times blend ratio, in ``[0, 1]``).
     """
     image = np.asarray(image, np.uint8)
+    region = "lower" if lower > 0 and rng.random() < lower else "face"
     changed = source_transform(image, box, rng)
     plain = image.astype(np.float32)
     source, target = (changed, plain) if rng.random() < 0.5 else (plain, changed)
-    weight = face_mask(image.shape[0], box, rng) * rng.choice(BLEND_RATIOS)
+    weight = face_mask(image.shape[0], box, rng, region) * rng.choice(BLEND_RATIOS)
     fake = source * weight[..., None] + target * (1.0 - weight[..., None])
     return np.clip(np.round(fake), 0, 255).astype(np.uint8), weight.astype(np.float32)
 
 
-def self_blend_seeded(image: np.ndarray, box: np.ndarray, seed: np.ndarray | int) -> np.ndarray:
+def self_blend_seeded(image: np.ndarray, box: np.ndarray, seed: np.ndarray | int, lower: float = 0.0) -> np.ndarray:
     """:func:`self_blend`'s image from an integer seed (``tf.numpy_function``-friendly): uint8 ``[S, S, 3]``."""
     entropy = np.atleast_1d(np.asarray(seed, np.int64)).view(np.uint64).tolist()
-    return self_blend(image, box, np.random.default_rng(entropy))[0]
+    return self_blend(image, box, np.random.default_rng(entropy), float(lower))[0]

@@ -99,6 +99,8 @@ class TrainSettings:
         weight_decay: AdamW weight decay.
         sbi: pseudo-fake mode, one of :data:`SBI_MODES`.
         sbi_fraction: with ``sbi="mix"``, the share of fakes that are self-blended.
+        sbi_lower: the share of pseudo-fakes blended over the lower face only (mouth, jaw, chin:
+            what reenactment and lip-sync edits change; :func:`dfd_kit.selfblend.face_mask`).
         patience: epochs without a better video-level validation log loss before stopping.
         select: the validation metric that picks the best epoch: ``"log_loss"`` (video level, raw) or
             ``"calibrated_log_loss"`` (after Platt scaling, class-balanced: for a validation set whose
@@ -130,6 +132,7 @@ class TrainSettings:
     weight_decay: float = 1e-4
     sbi: str = "mix"
     sbi_fraction: float = 0.5
+    sbi_lower: float = 0.0
     patience: int = 5
     select: str = "log_loss"
     val_augment: bool = False
@@ -204,9 +207,9 @@ def _load(size: int):
     return load
 
 
-def _blend(image, box, seed):
+def _blend(image, box, seed, lower: float):
     tf = import_tensorflow()
-    fake = tf.numpy_function(self_blend_seeded, [image, box, seed], tf.uint8, stateful=False)
+    fake = tf.numpy_function(self_blend_seeded, [image, box, seed, lower], tf.uint8, stateful=False)
     return tf.ensure_shape(fake, image.shape)
 
 
@@ -245,7 +248,7 @@ def train_dataset(table: pd.DataFrame, size: int, settings: TrainSettings):
     fake_sources, weights = [], []
     if settings.sbi in ("mix", "only"):
         numbered = tf.data.Dataset.zip(stream(reals, 2), tf.data.Dataset.random(seed=seed + 3))
-        fake_sources.append(numbered.map(lambda pair, k: _blend(pair[0], pair[1], k), num_parallel_calls=auto))
+        fake_sources.append(numbered.map(lambda pair, k: _blend(pair[0], pair[1], k, settings.sbi_lower), num_parallel_calls=auto))
         weights.append(settings.sbi_fraction if settings.sbi == "mix" and not fakes.empty else 1.0)
     if settings.sbi in ("mix", "off") and not fakes.empty:
         fake_sources.append(stream(fakes, 4).map(lambda image, box: image))
@@ -281,7 +284,7 @@ def validation_set(table: pd.DataFrame, size: int, settings: TrainSettings) -> t
     if settings.sbi != "off":
         real = (table["label"] == "REAL").to_numpy()
         boxes = crop_boxes(table[real], size)
-        blended = [self_blend_seeded(c, b, [settings.seed, 1_000_003, i]) for i, (c, b) in enumerate(zip(crops[real], boxes))]
+        blended = [self_blend_seeded(c, b, [settings.seed, 1_000_003, i], settings.sbi_lower) for i, (c, b) in enumerate(zip(crops[real], boxes))]
         if blended:
             crops = np.concatenate([crops, np.stack(blended)])
             labels = np.concatenate([labels, np.ones(len(blended), np.float32)])

@@ -86,3 +86,30 @@ def test_any_box_and_seed_give_a_valid_fake(crop, x1, y1, w, h, seed):
     fake, weight = self_blend(crop, box, np.random.default_rng(seed))
     assert fake.shape == crop.shape and fake.dtype == np.uint8
     assert np.isfinite(weight).all() and 0.0 <= weight.min() and weight.max() <= 1.0
+
+
+def test_lower_face_mask_leaves_the_eyes_and_covers_the_mouth():
+    """Region "lower" cuts the ellipse 45-65 % down the box: nothing above the cut (eyes, brows),
+    the mouth (80 % down) inside, and still a soft edge."""
+    y1, h = BOX[1], BOX[3] - BOX[1]
+    for seed in range(10):
+        mask = face_mask(S, BOX, np.random.default_rng(seed), region="lower")
+        whole = face_mask(S, BOX, np.random.default_rng(seed))
+        eyes = int(y1 + 0.3 * h)
+        assert mask[eyes].max() < 0.2 < whole[eyes].max(), seed
+        assert mask[int(y1 + 0.8 * h), 48] > 0.5, seed
+        assert ((mask > 0.05) & (mask < 0.95)).sum() > 50, seed
+    with pytest.raises(ValueError, match="region"):
+        face_mask(S, BOX, np.random.default_rng(0), region="eyes")
+
+
+def test_lower_share_chooses_the_region_and_zero_keeps_the_old_stream(crop):
+    """lower=0 draws nothing extra (the blends that trained earlier weights stay reproducible);
+    lower=1 confines every blend below the cut."""
+    for seed in range(5):
+        old, _ = self_blend(crop, BOX, np.random.default_rng(seed))
+        same, _ = self_blend(crop, BOX, np.random.default_rng(seed), lower=0.0)
+        np.testing.assert_array_equal(old, same)
+        _, weight = self_blend(crop, BOX, np.random.default_rng(seed), lower=1.0)
+        assert weight[: int(BOX[1] + 0.45 * (BOX[3] - BOX[1])) - 6].max() < 0.2, seed
+    np.testing.assert_array_equal(self_blend_seeded(crop, BOX, 7, 1.0), self_blend_seeded(crop, BOX, 7, 1.0))
