@@ -12,8 +12,8 @@ Everything is a pure function of the inputs and a ``numpy.random.Generator``; :f
 takes an integer seed so that ``tf.data`` can call it through ``tf.numpy_function`` reproducibly.
 The face region comes from the detector box (in crop pixels), so it works on any crop that
 :mod:`dfd_kit.extract` writes; no landmarks are needed. A share ``lower`` of the blends can cover
-the lower face only (below a cut between 45 and 65 % of the box's height: mouth, jaw and chin), what
-expression reenactment (Face2Face, NeuralTextures) and lip-sync edits re-render.
+the lower face only (below a cut between 45 and 65 % of the box's height): the mouth, jaw and chin
+that expression reenactment (Face2Face, NeuralTextures) and lip-sync edits re-render.
 """
 
 from __future__ import annotations
