@@ -60,6 +60,8 @@ def face_mask(size: int, box: np.ndarray, rng: np.random.Generator, region: str 
     Returns:
         float32 ``[size, size]`` in ``[0, 1]``, 1 well inside the face, falling off smoothly.
     """
+    if region not in REGIONS:
+        raise ValueError(f"region must be one of {REGIONS}, got {region!r}")
     x1, y1, x2, y2 = (float(v) for v in box)
     w, h = max(x2 - x1, 2.0), max(y2 - y1, 2.0)
     cx = (x1 + x2) / 2 + rng.uniform(-0.03, 0.03) * w
@@ -73,8 +75,6 @@ def face_mask(size: int, box: np.ndarray, rng: np.random.Generator, region: str 
     cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 255)
     if region == "lower":
         mask[: int(round(y1 + rng.uniform(*LOWER_CUT) * h))] = 0
-    elif region != "face":
-        raise ValueError(f"region must be one of {REGIONS}, got {region!r}")
     k = int(rng.integers(1, max(2, int(0.08 * w))))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
     mask = cv2.erode(mask, kernel) if rng.random() < 0.5 else cv2.dilate(mask, kernel)

@@ -104,12 +104,18 @@ def test_lower_face_mask_leaves_the_eyes_and_covers_the_mouth():
 
 
 def test_lower_share_chooses_the_region_and_zero_keeps_the_old_stream(crop):
-    """lower=0 draws nothing extra (the blends that trained earlier weights stay reproducible);
-    lower=1 confines every blend below the cut."""
+    """lower=0 draws nothing extra (the blends that trained earlier weights stay reproducible), while
+    any positive share draws the region first and so shifts every later draw; lower=1 confines every
+    blend below the cut; the seeded form passes the share through."""
     for seed in range(5):
         old, _ = self_blend(crop, BOX, np.random.default_rng(seed))
         same, _ = self_blend(crop, BOX, np.random.default_rng(seed), lower=0.0)
         np.testing.assert_array_equal(old, same)
+        drawn, _ = self_blend(crop, BOX, np.random.default_rng(seed), lower=1e-12)  # "face", one draw later
+        assert not np.array_equal(old, drawn), seed
         _, weight = self_blend(crop, BOX, np.random.default_rng(seed), lower=1.0)
         assert weight[: int(BOX[1] + 0.45 * (BOX[3] - BOX[1])) - 6].max() < 0.2, seed
-    np.testing.assert_array_equal(self_blend_seeded(crop, BOX, 7, 1.0), self_blend_seeded(crop, BOX, 7, 1.0))
+    entropy = np.atleast_1d(np.asarray(7, np.int64)).view(np.uint64).tolist()
+    expected, _ = self_blend(crop, BOX, np.random.default_rng(entropy), lower=1.0)
+    np.testing.assert_array_equal(self_blend_seeded(crop, BOX, 7, 1.0), expected)
+    assert not np.array_equal(self_blend_seeded(crop, BOX, 7, 1.0), self_blend_seeded(crop, BOX, 7))
