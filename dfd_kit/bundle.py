@@ -249,7 +249,7 @@ def _copy_weights(src: Path | None, out: Path) -> tuple[list[str], str | None]:
     write_manifest(out, manifest)
     default = manifest.get("default")
     if not default:
-        log.warning("the weights manifest in %s names no default: the kernel will use an UNTRAINED model", src)
+        raise BundleError(f"{src / MANIFEST} names no default weights: the kernel would have nothing to score with")
     return [MANIFEST, *names], default
 
 
@@ -312,6 +312,7 @@ def build_dataset(
     out = Path(out)
     _prepare_out(out)
     before = {p.name for p in out.iterdir()}
+    weight_files, default = _copy_weights(Path(weights) if weights else weights_dir(), out)  # first: fail before any download
     with tempfile.TemporaryDirectory(prefix="dfd-bundle-") as tmp:
         staging = Path(tmp)
         pip = _Pip([out, *map(Path, wheels_from)], offline)
@@ -331,7 +332,6 @@ def build_dataset(
                 continue
             shutil.move(str(wheel), out / wheel.name)
             wheels.append(wheel.name)
-    weight_files, default = _copy_weights(Path(weights) if weights else weights_dir(), out)
     (out / REQUIREMENTS).write_text("\n".join(requirements) + "\n")
     reasons = {**KAGGLE_LACKS, DALI: "NVIDIA DALI, the GPU video decoder (optional)", "dfd-kit": "the package"}
     reasons.update({_requirement_name(spec): "asked for with --extra" for spec in extra})

@@ -25,10 +25,12 @@ from .registry import ModelConfig, get_config
 
 log = logging.getLogger(__name__)
 
-__all__ = ["WEIGHTS_ENV", "WeightsInfo", "weights_dir", "resolve_weights", "save_weights", "sha256", "read_manifest", "write_manifest"]
+__all__ = ["WEIGHTS_ENV", "PLACEHOLDER", "WeightsInfo", "weights_dir", "resolve_weights", "save_weights", "sha256", "read_manifest", "write_manifest"]
 
 WEIGHTS_ENV = "DFD_KIT_WEIGHTS"
 MANIFEST = "manifest.json"
+#: the ``weights`` value that asks for an untrained, randomly initialised model (tests, speed runs)
+PLACEHOLDER = "placeholder"
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,8 @@ class WeightsInfo:
         if self.path is None:
             return f"UNTRAINED PLACEHOLDER ({self.config.name}, random init): scores are meaningless"
         status = "trained" if self.trained else "UNTRAINED PLACEHOLDER"
-        return f"{self.path.name} ({self.config.name}, {self.config.input_size}px, {status})"
+        digest = self.entry.get("sha256", "")[:12]
+        return f"{self.path.name} ({self.config.name}, {self.config.input_size}px, {status}{', sha256 ' + digest if digest else ''})"
 
 
 def weights_dir() -> Path | None:
@@ -118,24 +121,29 @@ def resolve_weights(weights: str | Path | None = None, config: str | ModelConfig
     """Find the weights to use and the config they fit.
 
     Args:
-        weights: ``None`` for the bundled default, a file path, or a file name in the bundled manifest.
+        weights: ``None`` for the manifest's default, a file path, a file name in the bundled
+            manifest, or :data:`PLACEHOLDER` for an untrained model of ``config`` (default ``"xception"``).
         config: the model config, needed only for a file no manifest describes (checked otherwise).
 
     Returns:
-        A :class:`WeightsInfo`; its ``path`` is ``None`` when no weights exist at all (an untrained
-        placeholder of ``config``, default ``"xception"``, is then built).
+        A :class:`WeightsInfo`; its ``path`` is ``None`` for the placeholder.
+
+    Raises:
+        WeightsError: no default where one was asked for, or a file that is missing or does not fit ``config``.
     """
+    if str(weights) == PLACEHOLDER:
+        log.warning("weights=%r: an UNTRAINED placeholder model, every score is meaningless", PLACEHOLDER)
+        return WeightsInfo(None, get_config(config or "xception"), {"trained": False})
     if weights is None:
         folder = weights_dir()
         manifest = read_manifest(folder) if folder else {"files": {}}
         name = manifest.get("default")
         if not name:
-            opt_in = sorted(manifest.get("files", {}))
-            log.warning(
-                "no default weights: using an UNTRAINED placeholder model%s",
-                f" (not default, pass --weights to use: {', '.join(opt_in)})" if opt_in else "",
+            known = ", ".join(sorted(manifest.get("files", {}))) or "none"
+            raise WeightsError(
+                f"no default weights (folder: {folder or 'none found'}; files: {known}): pass a weights file, "
+                f"or {PLACEHOLDER!r} for an untrained model"
             )
-            return WeightsInfo(None, get_config(config or "xception"), {"trained": False})
         weights = folder / name
     path = Path(weights)
     if not path.exists() and weights_dir() is not None and (weights_dir() / str(weights)).is_file():

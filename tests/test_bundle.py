@@ -333,3 +333,13 @@ def test_without_a_checkout_the_package_wheel_comes_from_the_local_wheels(bundle
     assert sorted(built.wheels) == sorted(p.name for p in dataset.glob("*.whl"))
     wheel = f"dfd_kit-{__version__}-py3-none-any.whl"
     assert (tmp_path / "ds" / wheel).read_bytes() == (dataset / wheel).read_bytes()
+
+
+def test_weights_without_a_default_are_refused_before_any_download(tiny_weights, tmp_path):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    shutil.copy2(tiny_weights, folder / tiny_weights.name)
+    manifest = json.loads((tiny_weights.parent / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "default": None}))
+    with pytest.raises(BundleError, match="names no default"):
+        build_dataset(tmp_path / "ds", DATASET_ID, weights=folder, with_dali=False, wheels_from=[tmp_path / "nothing"], offline=True)

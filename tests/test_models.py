@@ -150,3 +150,19 @@ def test_onnx_backend_matches_tensorflow_on_the_trained_weights(tmp_path, monkey
     tf_scores = Classifier(info.config, info.path).predict(crops)
     assert tf_scores.std() > 0.01  # trained weights: scores that differ, so the comparison means something
     np.testing.assert_allclose(Classifier(info.config, info.path, backend="onnx").predict(crops), tf_scores, atol=1e-4)
+
+
+def test_the_checkout_default_is_a_trained_detector():
+    info = resolve_weights(None)
+    assert info.path is not None and info.path.name == "efficientnet_lite0_192.weights.h5"
+    assert info.trained and info.calibration is not None and info.inference["frames"] > 0
+    assert "trained" in info.describe() and info.entry["sha256"][:12] in info.describe()
+
+
+def test_the_placeholder_only_when_asked_for_by_name(tmp_path, monkeypatch):
+    placeholder = resolve_weights("placeholder", config="xception_96")
+    assert placeholder.path is None and not placeholder.trained and "UNTRAINED" in placeholder.describe()
+    (tmp_path / "manifest.json").write_text('{"default": null, "files": {}}')
+    monkeypatch.setenv("DFD_KIT_WEIGHTS", str(tmp_path))
+    with pytest.raises(WeightsError, match="no default weights.*'placeholder'"):
+        resolve_weights(None)

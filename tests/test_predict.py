@@ -68,7 +68,7 @@ def test_untrained_placeholder_stays_on_tensorflow():
     from dfd_kit.predict import Predictor
 
     # no weights file to key the ONNX cache by: converting on every run would cost more than it saves
-    assert Predictor(weights=None, config="xception_96", device="cpu").classifier.backend == "tf"
+    assert Predictor(weights="placeholder", config="xception_96", device="cpu").classifier.backend == "tf"
 
 
 def test_time_budget_exhausted_still_writes_every_row(folder, predictor, tmp_path):
