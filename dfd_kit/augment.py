@@ -12,6 +12,13 @@ training stream is reproducible from the run's seed. In order:
 5. blur: with probability 0.3, a Gaussian of sigma 0.3–1.5 px;
 6. compression: with probability 0.8, JPEG at quality 30–95 (DFDC/FF++ frames are H.264-compressed).
 
+``strength="c40"`` goes down to FaceForensics++ c40 quality (H.264 at a constant rate factor of 40,
+480p): the resolution drop reaches 25 % of the side (probability 0.6), JPEG quality 15–95
+(probability 0.9), and with probability 0.35 a **blocking** step first codes the crop at half size
+at JPEG quality 10–35 and scales it back up: 16-pixel blocks with flattened detail inside, the
+look of heavily quantised H.264 macroblocks. The default ``"video"`` is unchanged by it (the same
+seed gives the same output as before the option existed).
+
 Every step is applied to REAL and FAKE crops alike, so none of them is a cue for the label.
 """
 
@@ -21,7 +28,10 @@ import math
 
 from .device import import_tensorflow
 
-__all__ = ["augment", "motion_blur"]
+__all__ = ["STRENGTHS", "augment", "motion_blur"]
+
+#: per strength: (probability and lowest side of the resolution drop, probability and lowest JPEG quality, blocking probability)
+STRENGTHS = {"video": (0.5, 0.3, 0.8, 30, 0.0), "c40": (0.6, 0.25, 0.9, 15, 0.35)}
 
 
 def _uniform(seed, low: float, high: float):
@@ -87,17 +97,30 @@ def motion_blur(image, length, angle):
     return tf.reduce_mean(copies, axis=0)
 
 
-def augment(image, seed):
+def _blocking(x, seed, size: int):
+    """Code ``x`` at half size at JPEG quality 10–35 and scale it back up (H.264-like macroblocks)."""
+    tf = import_tensorflow()
+    seeds = tf.random.split(seed, 2)
+    half = tf.image.resize(x, [size // 2, size // 2], method="area")
+    coded = tf.image.stateless_random_jpeg_quality(tf.clip_by_value(half, 0.0, 1.0), 10, 35, seeds[0])
+    return tf.image.resize(coded, [size, size], method="bilinear")
+
+
+def augment(image, seed, strength: str = "video"):
     """Degrade a face crop the way video frames are degraded.
 
     Args:
         image: uint8 ``[S, S, 3]`` RGB tensor (``S`` static).
         seed: int ``[2]`` stateless seed.
+        strength: a key of :data:`STRENGTHS`: ``"video"`` or ``"c40"`` (down to FF++ c40 quality).
 
     Returns:
         uint8 ``[S, S, 3]`` RGB tensor.
     """
     tf = import_tensorflow()
+    if strength not in STRENGTHS:
+        raise ValueError(f"strength must be one of {sorted(STRENGTHS)}, got {strength!r}")
+    p_low, lowest, p_jpeg, min_quality, p_block = STRENGTHS[strength]
     size = int(image.shape[0])
     seeds = tf.random.split(tf.cast(seed, tf.int64), 14)
     x = _geometry(tf.cast(image, tf.float32) / 255.0, seeds[0], size)
@@ -113,16 +136,20 @@ def augment(image, seed):
     )
 
     def low_res():
-        small = tf.cast(tf.round(size * _uniform(seeds[6], 0.3, 0.9)), tf.int32)
+        small = tf.cast(tf.round(size * _uniform(seeds[6], lowest, 0.9)), tf.int32)
         down = tf.image.resize(x, tf.stack([small, small]), method="area")
         return tf.image.resize(down, [size, size], method="bilinear")
 
-    x = tf.cond(_uniform(seeds[5], 0.0, 1.0) < 0.5, low_res, lambda: x)
+    x = tf.cond(_uniform(seeds[5], 0.0, 1.0) < p_low, low_res, lambda: x)
     x = tf.cond(_uniform(seeds[7], 0.0, 1.0) < 0.3, lambda: _blur(x, _uniform(seeds[8], 0.3, 1.5)), lambda: x)
     x = tf.clip_by_value(x, 0.0, 1.0)
+    if p_block > 0:  # seeds of their own, so that "video" keeps its stream
+        block_seeds = tf.random.split(seeds[0] + 1, 2)
+        x = tf.cond(_uniform(block_seeds[0], 0.0, 1.0) < p_block, lambda: _blocking(x, block_seeds[1], size), lambda: x)
+        x = tf.clip_by_value(x, 0.0, 1.0)
     x = tf.cond(
-        _uniform(seeds[9], 0.0, 1.0) < 0.8,
-        lambda: tf.image.stateless_random_jpeg_quality(x, 30, 95, seeds[10]),
+        _uniform(seeds[9], 0.0, 1.0) < p_jpeg,
+        lambda: tf.image.stateless_random_jpeg_quality(x, min_quality, 95, seeds[10]),
         lambda: x,
     )
     x = tf.ensure_shape(x, [size, size, 3])

@@ -32,7 +32,7 @@ from .weights import read_manifest, resolve_weights, write_manifest
 
 log = logging.getLogger(__name__)
 
-__all__ = ["fit_platt", "calibrated_log_loss", "calibrate_weights", "choose_inference"]
+__all__ = ["fit_platt", "cell_weights", "calibrated_log_loss", "source_log_losses", "calibrate_weights", "choose_inference"]
 
 FRAME_COUNTS = (8, 17, 32)
 
@@ -42,19 +42,51 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-def fit_platt(scores: np.ndarray, labels: np.ndarray, balanced: bool = True) -> tuple[float, float]:
+def fit_platt(scores: np.ndarray, labels: np.ndarray, balanced: bool = True, sample_weight: np.ndarray | None = None) -> tuple[float, float]:
     """Platt scaling: ``a, b`` such that ``sigmoid(a * logit(score) + b)`` fits ``labels`` (1 = FAKE).
 
     Args:
         scores: float ``[N]`` probabilities from the model.
         labels: ``[N]`` 0/1.
         balanced: weight the classes to equal shares (the fitted prior is then 0.5).
+        sample_weight: float ``[N]`` weights instead (e.g. :func:`cell_weights`: every source and label alike).
     """
     from sklearn.linear_model import LogisticRegression
 
-    fit = LogisticRegression(C=1e4, class_weight="balanced" if balanced else None)
-    fit.fit(_logit(scores)[:, None], np.asarray(labels).astype(int))
+    fit = LogisticRegression(C=1e4, class_weight="balanced" if balanced and sample_weight is None else None)
+    fit.fit(_logit(scores)[:, None], np.asarray(labels).astype(int), sample_weight=sample_weight)
     return float(fit.coef_[0, 0]), float(fit.intercept_[0])
+
+
+def cell_weights(labels: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """Weights ``[N]`` that give every (source, label) cell the same total: no source or class outweighs another."""
+    cells = pd.Series(list(zip(sources, np.asarray(labels).astype(int))))
+    counts = cells.map(cells.value_counts())
+    return (len(cells) / (cells.nunique() * counts)).to_numpy(np.float64)
+
+
+def source_log_losses(scores: np.ndarray, labels: np.ndarray, sources: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per source, the class-balanced log loss and AUC after one Platt fit over all sources (:func:`cell_weights`).
+
+    Args:
+        scores: float ``[N]`` video P(FAKE); labels: ``[N]`` 0/1; sources: ``[N]`` source names.
+
+    Returns:
+        ``{source: {"log_loss", "auc", "videos"}}`` for the sources with both labels (the others
+        cannot be told apart from a constant); empty when none has both.
+    """
+    labels, sources = np.asarray(labels).astype(int), np.asarray(sources)
+    both = [s for s in sorted(set(sources)) if len(set(labels[sources == s])) == 2]
+    if not both:
+        return {}
+    keep = np.isin(sources, both)
+    ab = fit_platt(scores[keep], labels[keep], sample_weight=cell_weights(labels[keep], sources[keep]))
+    p = _apply(scores, ab)
+    out = {}
+    for s in both:
+        mask = sources == s
+        out[s] = {"log_loss": _balanced_log_loss(labels[mask], p[mask]), "auc": binary_metrics(labels[mask], p[mask])["auc"], "videos": int(mask.sum())}
+    return out
 
 
 def _apply(scores: np.ndarray, ab: tuple[float, float]) -> np.ndarray:
@@ -88,34 +120,52 @@ def _val_crops(tables: list[str | Path], size: int) -> tuple[np.ndarray, np.ndar
     return crops, (val["label"] == "FAKE").to_numpy(int), val["folder"].astype(str).to_numpy()
 
 
-def calibrate_weights(weights: str | Path, tables: list[str | Path], backend: str = "tf") -> dict:
+BALANCES = ("label", "source")
+
+
+def calibrate_weights(weights: str | Path, tables: list[str | Path], backend: str = "tf", balance: str = "label") -> dict:
     """Fit Platt scaling on the validation crops of ``tables`` (with and without flip) and store it.
 
     Args:
         weights: a ``.weights.h5`` file with a manifest entry.
         tables: the split faces tables the weights were trained on (their ``val`` rows are used).
         backend: classifier runtime for scoring.
+        balance: ``"label"`` weights the two classes to equal shares; ``"source"`` weights every
+            (source, label) cell alike (:func:`cell_weights`; a source is a table's ``folder``), so
+            a large source does not set the calibration of the small ones, and the flip setting is
+            chosen by the mean of the per-source balanced log losses.
 
     Returns:
         The entry's new ``calibration`` (``a``, ``b``, ``flip``, metrics before and after, per folder).
     """
+    if balance not in BALANCES:
+        raise ValueError(f"balance must be one of {BALANCES}, got {balance!r}")
     info = resolve_weights(weights)
     crops, labels, folders = _val_crops(tables, info.config.input_size)
+    weight = cell_weights(labels, folders) if balance == "source" else None
     results = {}
     for flip in (False, True):
         raw = Classifier(info.config, info.path, backend=backend, flip=flip).predict(crops)
-        ab = fit_platt(raw, labels)
+        ab = fit_platt(raw, labels, sample_weight=weight)
         calibrated = _apply(raw, ab)
+        per_folder = {}
+        for f in sorted(set(folders)):
+            mask = folders == f
+            per_folder[f] = {**binary_metrics(labels[mask], calibrated[mask]), "crops": int(mask.sum())}
+            if len(set(labels[mask])) == 2:
+                per_folder[f]["balanced_log_loss"] = _balanced_log_loss(labels[mask], calibrated[mask])
+        by_source = [m["balanced_log_loss"] for m in per_folder.values() if "balanced_log_loss" in m]
         results[flip] = {
-            "a": ab[0], "b": ab[1], "flip": flip,
+            "a": ab[0], "b": ab[1], "flip": flip, "balance": balance,
             "balanced_log_loss_before": _balanced_log_loss(labels, raw),
             "balanced_log_loss": _balanced_log_loss(labels, calibrated),
-            "per_folder": {f: {**binary_metrics(labels[folders == f], calibrated[folders == f]), "crops": int((folders == f).sum())}
-                           for f in sorted(set(folders))},
+            "mean_source_log_loss": float(np.mean(by_source)) if by_source else None,
+            "per_folder": per_folder,
         }  # fmt: skip
         log.info("flip=%s: a=%.3f b=%.3f, balanced log loss %.4f -> %.4f", flip, ab[0], ab[1],
                  results[flip]["balanced_log_loss_before"], results[flip]["balanced_log_loss"])  # fmt: skip
-    best = min(results.values(), key=lambda r: r["balanced_log_loss"])
+    key = "mean_source_log_loss" if balance == "source" and by_source else "balanced_log_loss"
+    best = min(results.values(), key=lambda r: r[key])
     best["data"] = {"tables": [str(Path(t).resolve()) for t in tables], "crops": int(len(labels)), "fake": int(labels.sum())}
     best["method"] = "Platt scaling of the logit, classes weighted to equal shares (prior 0.5)"
     inference = {**info.inference, "flip": best["flip"]}

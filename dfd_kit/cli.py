@@ -232,13 +232,15 @@ def import_crops(
     out: Path = typer.Option(..., "--out", "-o", help="The faces table to write (Parquet), split by group."),
     val_fraction: float = typer.Option(0.05, help="Share of groups for validation."),
     seed: int = typer.Option(0, help="Seed of the group shuffle."),
+    face_box: str = typer.Option("dfdc", help="Where MTCNN's box lies in these crops: dfdc | ffpp | cx,cy,w,h (crop sides)."),
+    reframe: Optional[str] = typer.Option(None, help="Re-cut the crops to this model config's framing (written beside OUT); default: use them whole."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Make a training table of ready-cut face crops (framed like the DFDC crops) for `dfd train`."""
+    """Make a training table of ready-cut face crops (DFDC, FaceForensics++ ...) for `dfd train`."""
     _setup_logging(verbose)
     from .crops import import_crops as run_import
 
-    table = run_import(labels, out, val_fraction=val_fraction, seed=seed)
+    table = run_import(labels, out, val_fraction=val_fraction, seed=seed, face_box=face_box, config=reframe)
     typer.echo(table.groupby(["split", "label"]).size().to_string())
 
 
@@ -247,6 +249,7 @@ def score_crops(
     folder: Path = typer.Argument(..., help="A crop folder with labels.csv (file,video,label): one face per video."),
     out: Path = typer.Option(Path("submission.csv"), "--out", "-o", help="filename,label CSV to write."),
     weights: Optional[str] = typer.Option(None, help="Weights file (default: the bundled weights)."),
+    face_box: Optional[str] = typer.Option(None, help="Re-cut the crops to the weights' framing around this box: dfdc | ffpp | cx,cy,w,h; default: use them whole."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Score ready-cut face crops (e.g. held-out DFDC crops) as inference scores faces; evaluate with `dfd evaluate`."""
@@ -254,7 +257,7 @@ def score_crops(
     from .atomic import write_atomic
     from .crops import score_crops as run_scoring
 
-    rows = run_scoring(folder, weights)
+    rows = run_scoring(folder, weights, face_box=face_box)
     write_atomic(out, rows.to_csv(index=False).encode())
     typer.echo(f"wrote {len(rows)} rows to {out}")
 
@@ -277,8 +280,10 @@ def train(
     sbi: str = typer.Option("mix", help="Pseudo-fakes by self-blending: off | mix | only."),
     sbi_fraction: float = typer.Option(0.5, help="With --sbi mix: share of fakes that are self-blended."),
     sbi_lower: float = typer.Option(0.0, help="Share of pseudo-fakes blended over the lower face only (mouth, jaw: reenactment, lip-sync)."),
+    source_weights: str = typer.Option("", help="Draw each label per source (table folder): '' in proportion to the rows | equal | dfdc=2,ffpp=1,..."),
+    degrade: str = typer.Option("video", help="Augmentation strength: video | c40 (down to FF++ c40 quality: JPEG 15, 25 % resolution, blocking)."),
     patience: int = typer.Option(5, help="Epochs without a better video-level val log loss before stopping."),
-    select: str = typer.Option("log_loss", help="Best epoch by video-level val log_loss | calibrated_log_loss (Platt-scaled, class-balanced)."),
+    select: str = typer.Option("log_loss", help="Best epoch by video-level val log_loss | calibrated_log_loss (Platt-scaled, class-balanced) | source_log_loss | worst_source_log_loss (mean / largest over sources)."),
     val_augment: bool = typer.Option(False, help="Degrade validation crops like training ones (fixed seeds)."),
     bn_momentum: float = typer.Option(0.9, help="BatchNormalization moving-average momentum."),
     seed: int = typer.Option(0, help="Seed of initialisation, data order, pseudo-fakes and augmentation."),
@@ -296,7 +301,7 @@ def train(
     settings = TrainSettings(
         config=config, init=init, epochs=epochs, head_epochs=head_epochs, top_epochs=top_epochs, head_learning_rate=head_learning_rate,
         steps_per_epoch=steps_per_epoch, batch_size=batch_size, learning_rate=learning_rate,
-        warmup_steps=warmup_steps, sbi=sbi, sbi_fraction=sbi_fraction, sbi_lower=sbi_lower, patience=patience, select=select, val_augment=val_augment, bn_momentum=bn_momentum,
+        warmup_steps=warmup_steps, sbi=sbi, sbi_fraction=sbi_fraction, sbi_lower=sbi_lower, source_weights=source_weights, degrade=degrade, patience=patience, select=select, val_augment=val_augment, bn_momentum=bn_momentum,
         seed=seed, input=data_input,
     )  # fmt: skip
     command = "dfd " + shlex.join(sys.argv[1:])
@@ -309,6 +314,7 @@ def calibrate(
     weights: Path = typer.Argument(..., help="Trained .weights.h5 (in a folder with its manifest.json)."),
     table: list[Path] = typer.Option(..., "--table", help="Training tables whose `val` rows fit the calibration (repeat for several)."),
     videos: Optional[Path] = typer.Option(None, help="Labelled validation videos (DFDC folder) to choose the frame count and rule on."),
+    balance: str = typer.Option("label", help="label: the two classes weigh alike | source: every (source, label) cell weighs alike."),
     device: str = typer.Option("auto", help="auto | cpu | cuda (for --videos)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -316,7 +322,7 @@ def calibrate(
     _setup_logging(verbose)
     from .calibrate import calibrate_weights, choose_inference
 
-    fit = calibrate_weights(weights, table)
+    fit = calibrate_weights(weights, table, balance=balance)
     typer.echo(f"calibration: a={fit['a']:.3f} b={fit['b']:.3f} flip={fit['flip']}; balanced log loss "
                f"{fit['balanced_log_loss_before']:.4f} -> {fit['balanced_log_loss']:.4f}")  # fmt: skip
     if videos is not None:

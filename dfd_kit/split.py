@@ -35,7 +35,8 @@ def group_of(table: pd.DataFrame, pattern: str | None = None) -> pd.Series:
     return matched.where(matched.notna() & (matched != ""), key)
 
 
-def split_table(table: pd.DataFrame, val_fraction: float = 0.2, seed: int = 0, pattern: str | None = None) -> pd.DataFrame:
+def split_table(table: pd.DataFrame, val_fraction: float = 0.2, seed: int = 0, pattern: str | None = None,
+                groups: pd.Series | None = None) -> pd.DataFrame:  # fmt: skip
     """Add a ``group`` column and a ``split`` column (``"train"`` / ``"val"``), split by group.
 
     Args:
@@ -44,6 +45,8 @@ def split_table(table: pd.DataFrame, val_fraction: float = 0.2, seed: int = 0, p
             are two or more).
         seed: seed of the group shuffle (same seed, same table: same split).
         pattern: coarser groups by a regular expression over the names (see :func:`group_of`).
+        groups: the groups themselves, one per row (a dataset's own, e.g. FF++ id ranges); they
+            replace :func:`group_of`.
 
     Returns:
         A copy of ``table`` with ``group`` and ``split``.
@@ -53,7 +56,7 @@ def split_table(table: pd.DataFrame, val_fraction: float = 0.2, seed: int = 0, p
     from sklearn.model_selection import GroupShuffleSplit
 
     out = table.copy()
-    out["group"] = group_of(out, pattern)
+    out["group"] = group_of(out, pattern) if groups is None else np.asarray(groups, str)
     out["split"] = "train"
     if out["group"].nunique() < 2:
         log.warning("only one group: everything is training data, validation is empty")

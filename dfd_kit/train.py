@@ -11,14 +11,19 @@ The run, top to bottom (:func:`train`)::
         model.fit(train, callbacks=[BackupAndRestore, VideoCheckpoint, CSVLogger, TensorBoard])
 
 - **Balanced sampling** handles the class imbalance (DFDC is ~84 % FAKE): every batch draws REAL
-  and FAKE crops with probability 1/2 each, whatever the counts in the table.
+  and FAKE crops with probability 1/2 each, whatever the counts in the table. With
+  ``source_weights`` each label is drawn per **source** (the table's ``folder``: DFDC crops,
+  FF++ crops, talking-head videos ...) with the given shares, not in proportion to the sources'
+  sizes, so that a source of 5,000 crops is not drowned by one of 90,000.
 - **Pseudo-fakes** (``sbi``): ``"off"`` uses the table's FAKE crops only; ``"only"`` uses self-blended
   REAL crops only (:mod:`dfd_kit.selfblend`; how the default weights are trained, with no fakes at
   hand); ``"mix"`` draws a fake from either, a share ``sbi_fraction`` of them self-blended.
 - **Model selection** is by video-level validation log loss: the scores of a video's faces are
   averaged and clipped as inference does (:func:`dfd_kit.aggregate.aggregate`), then scored with
-  scikit-learn. The best epoch is saved with :func:`dfd_kit.weights.save_weights` (fp16, manifest).
-  Training stops after ``patience`` epochs without improvement.
+  scikit-learn; per source as well (:func:`dfd_kit.calibrate.source_log_losses`), so that
+  ``select="source_log_loss"`` (the mean over sources) or ``"worst_source_log_loss"`` trades no
+  source for another. The best epoch is saved with :func:`dfd_kit.weights.save_weights` (fp16,
+  manifest). Training stops after ``patience`` epochs without improvement.
 - **Initialisation and stages** (``init``): ``"none"`` trains every layer from random numbers;
   ``"imagenet"`` (or a weights file of the same config) starts from a trained backbone and follows
   the Keras transfer-learning recipe: ``head_epochs`` with the backbone frozen (only the head
@@ -51,7 +56,7 @@ import pandas as pd
 from .aggregate import aggregate
 from .atomic import write_atomic
 from .device import import_tensorflow
-from .calibrate import calibrated_log_loss
+from .calibrate import calibrated_log_loss, source_log_losses
 from .evaluate import binary_metrics
 from .models import INITS, ModelConfig, build_classifier, get_config, load_weights, preprocess_for
 from .selfblend import box_in_crop, self_blend_seeded
@@ -76,6 +81,9 @@ __all__ = [
 ]
 
 SBI_MODES = ("off", "mix", "only")
+SELECTIONS = ("log_loss", "calibrated_log_loss", "source_log_loss", "worst_source_log_loss")
+#: the source name of the validation pseudo-fakes (FAKE only: reported, left out of the per-source selection)
+SBI_SOURCE = "sbi"
 #: share of a pretrained backbone's layers (from the top) that the ``top`` stage unfreezes
 TOP_FRACTION = 0.25
 
@@ -101,10 +109,16 @@ class TrainSettings:
         sbi_fraction: with ``sbi="mix"``, the share of fakes that are self-blended.
         sbi_lower: the share of pseudo-fakes blended over the lower face only (mouth, jaw, chin:
             what reenactment and lip-sync edits change; :func:`dfd_kit.selfblend.face_mask`).
+        source_weights: how each label's crops are drawn from the sources (the ``folder`` column):
+            ``""`` in proportion to their rows (one stream), ``"equal"`` the same share for every
+            source that has the label, or ``"dfdc=2,ffpp=1,..."`` shares by name (sources not named get 0).
+        degrade: augmentation strength, ``"video"`` or ``"c40"`` (:data:`dfd_kit.augment.STRENGTHS`).
         patience: epochs without a better video-level validation log loss before stopping.
-        select: the validation metric that picks the best epoch: ``"log_loss"`` (video level, raw) or
-            ``"calibrated_log_loss"`` (after Platt scaling, class-balanced: for a validation set whose
-            class mix is not the test's, and for weights that ``dfd calibrate`` will calibrate).
+        select: the validation metric that picks the best epoch (:data:`SELECTIONS`): ``"log_loss"``
+            (video level, raw), ``"calibrated_log_loss"`` (after Platt scaling, class-balanced: for a
+            validation set whose class mix is not the test's, and for weights that ``dfd calibrate``
+            will calibrate), ``"source_log_loss"`` or ``"worst_source_log_loss"`` (the mean or the
+            largest of the per-source calibrated log losses: :func:`video_metrics`).
         val_augment: degrade the validation crops with the training augmentation (fixed seeds), so
             that model selection sees video-like crops (useful when the crops are clean photos).
         bn_momentum: momentum of every BatchNormalization layer's moving averages. Keras'
@@ -133,6 +147,8 @@ class TrainSettings:
     sbi: str = "mix"
     sbi_fraction: float = 0.5
     sbi_lower: float = 0.0
+    source_weights: str = ""
+    degrade: str = "video"
     patience: int = 5
     select: str = "log_loss"
     val_augment: bool = False
@@ -213,6 +229,35 @@ def _blend(image, box, seed, lower: float):
     return tf.ensure_shape(fake, image.shape)
 
 
+def source_shares(table: pd.DataFrame, spec: str) -> dict[str, float]:
+    """Sampling shares per source (``folder``) of ``table``'s rows, summing to 1; ``{}`` for ``spec=""`` (in proportion).
+
+    Args:
+        table: the rows of one label.
+        spec: ``""``, ``"equal"`` or ``"name=share,..."`` (:class:`TrainSettings`.source_weights).
+    """
+    present = sorted(table["folder"].astype(str).unique())
+    if not spec or not present:
+        return {}
+    if spec == "equal":
+        named = {s: 1.0 for s in present}
+    else:
+        named = {}
+        for part in spec.split(","):
+            name, _, share = part.partition("=")
+            if not share:
+                raise ValueError(f"source_weights must be 'equal' or 'name=share,...', got {spec!r}")
+            named[name.strip()] = float(share)
+        unknown = set(named) - set(present)
+        if unknown and not set(named) & set(present):
+            raise ValueError(f"source_weights names {sorted(unknown)}, but the sources are {present}")
+    shares = {s: named.get(s, 0.0) for s in present if named.get(s, 0.0) > 0}
+    total = sum(shares.values())
+    if total <= 0:
+        raise ValueError(f"source_weights {spec!r} gives no share to any of {present}")
+    return {s: w / total for s, w in shares.items()}
+
+
 def _rows(table: pd.DataFrame, size: int):
     tf = import_tensorflow()
     return tf.data.Dataset.from_tensor_slices((table["path"].to_numpy(str), crop_boxes(table, size)))
@@ -240,9 +285,17 @@ def train_dataset(table: pd.DataFrame, size: int, settings: TrainSettings):
     load, auto, seed = _load(size), tf.data.AUTOTUNE, settings.seed
     preprocess = preprocess_for(settings.config)
 
-    def stream(rows: pd.DataFrame, offset: int):
+    def one_stream(rows: pd.DataFrame, offset: int):
         ds = _rows(rows, size).shuffle(len(rows), seed=seed + offset, reshuffle_each_iteration=True).repeat()
         return ds.map(lambda p, b: (load(p), b), num_parallel_calls=auto)
+
+    def stream(rows: pd.DataFrame, offset: int):
+        shares = source_shares(rows, settings.source_weights)
+        if len(shares) <= 1:
+            return one_stream(rows if not shares else rows[rows["folder"].astype(str) == next(iter(shares))], offset)
+        folder = rows["folder"].astype(str)
+        parts = [one_stream(rows[folder == s], offset + 100 * (i + 1)) for i, s in enumerate(shares)]
+        return tf.data.Dataset.sample_from_datasets(parts, list(shares.values()), seed=seed + offset + 50)
 
     real_ds = stream(reals, 1).map(lambda image, box: image)
     fake_sources, weights = [], []
@@ -260,27 +313,28 @@ def train_dataset(table: pd.DataFrame, size: int, settings: TrainSettings):
     fake_xy = fake_ds.map(lambda x: (x, 1.0))
     labelled = tf.data.Dataset.sample_from_datasets([real_xy, fake_xy], [0.5, 0.5], seed=seed + 6)
     seeds = tf.data.Dataset.random(seed=seed + 7).batch(2)
-    ds = tf.data.Dataset.zip(labelled, seeds).map(lambda xy, s: (augment(xy[0], s), xy[1]), num_parallel_calls=auto)
+    ds = tf.data.Dataset.zip(labelled, seeds).map(lambda xy, s: (augment(xy[0], s, settings.degrade), xy[1]), num_parallel_calls=auto)
     ds = ds.batch(settings.batch_size, drop_remainder=True)
     return ds.map(lambda x, y: (preprocess(x), tf.reshape(y, [-1, 1])), num_parallel_calls=auto).prefetch(auto)
 
 
-def validation_set(table: pd.DataFrame, size: int, settings: TrainSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def validation_set(table: pd.DataFrame, size: int, settings: TrainSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The fixed validation crops: the table's rows, plus a self-blended copy of every REAL row.
 
     Pseudo-fakes (when ``settings.sbi`` is not ``"off"``) are made with seeds fixed by the row
-    order and count as their own video, ``<video>#sbi``. With ``settings.val_augment`` every crop is
-    degraded by :func:`dfd_kit.augment.augment` with a fixed seed.
+    order and count as their own video, ``<video>#sbi``, of the source :data:`SBI_SOURCE`. With
+    ``settings.val_augment`` every crop is degraded by :func:`dfd_kit.augment.augment` with a fixed seed.
 
     Returns:
-        ``(crops, labels, videos)``: uint8 ``[N, size, size, 3]``, float32 ``[N]`` (1 = FAKE) and
-        str ``[N]`` video keys (``folder/video``) to average faces over.
+        ``(crops, labels, videos, sources)``: uint8 ``[N, size, size, 3]``, float32 ``[N]`` (1 = FAKE),
+        str ``[N]`` video keys (``folder/video``) to average faces over and str ``[N]`` sources (``folder``).
     """
     tf = import_tensorflow()
     load = _load(size)
     crops = np.stack([load(p).numpy() for p in table["path"]]) if len(table) else np.zeros((0, size, size, 3), np.uint8)
     labels = (table["label"] == "FAKE").to_numpy(np.float32)
     videos = (table["folder"].astype(str) + "/" + table["video"].astype(str)).to_numpy(str)
+    sources = table["folder"].astype(str).to_numpy(str)
     if settings.sbi != "off":
         real = (table["label"] == "REAL").to_numpy()
         boxes = crop_boxes(table[real], size)
@@ -289,14 +343,16 @@ def validation_set(table: pd.DataFrame, size: int, settings: TrainSettings) -> t
             crops = np.concatenate([crops, np.stack(blended)])
             labels = np.concatenate([labels, np.ones(len(blended), np.float32)])
             videos = np.concatenate([videos, np.char.add(videos[real], "#sbi")])
+            sources = np.concatenate([sources, np.full(len(blended), SBI_SOURCE)])
     if settings.val_augment and len(crops):
         from .augment import augment
 
         crops = np.stack([augment(tf.constant(c), tf.constant([settings.seed + 2_000_003, i], tf.int64)).numpy() for i, c in enumerate(crops)])
-    return crops, labels, videos
+    return crops, labels, videos, sources
 
 
-def video_metrics(scores: np.ndarray, labels: np.ndarray, videos: np.ndarray, clip: tuple[float, float] = (0.01, 0.99)) -> dict[str, float]:
+def video_metrics(scores: np.ndarray, labels: np.ndarray, videos: np.ndarray, clip: tuple[float, float] = (0.01, 0.99),
+                  sources: np.ndarray | None = None) -> dict:  # fmt: skip
     """Video-level metrics: face scores averaged per video and clipped, as :mod:`dfd_kit.predict` does.
 
     Args:
@@ -304,19 +360,31 @@ def video_metrics(scores: np.ndarray, labels: np.ndarray, videos: np.ndarray, cl
         labels: float ``[N]`` face labels (1 = FAKE); constant within a video.
         videos: ``[N]`` video keys.
         clip: bounds of the video probability.
+        sources: ``[N]`` source names (constant within a video), for the per-source metrics.
 
     Returns:
         ``{"video_log_loss", "video_auc", "video_accuracy", "video_calibrated_log_loss", "videos"}``
         (AUC is NaN with one class). ``video_calibrated_log_loss`` is the class-balanced log loss
         after Platt scaling fitted on these videos (:func:`dfd_kit.calibrate.fit_platt`), what the
         weights score once ``dfd calibrate`` has run: unlike the raw log loss, it does not move with
-        the validation set's class mix or with an offset that calibration removes.
+        the validation set's class mix or with an offset that calibration removes. With
+        ``sources``: ``per_source`` (:func:`dfd_kit.calibrate.source_log_losses`: one Platt fit with
+        every source and label weighted alike, then each source's class-balanced log loss and AUC;
+        :data:`SBI_SOURCE` and one-label sources left out), and their mean and largest log loss as
+        ``video_source_log_loss`` and ``video_worst_source_log_loss``.
     """
-    frame = pd.DataFrame({"video": videos, "score": scores, "label": labels})
-    per_video = frame.groupby("video", sort=True).agg(label=("label", "first"), p=("score", lambda s: aggregate(s.to_numpy(), "mean", clip)))
+    frame = pd.DataFrame({"video": videos, "score": scores, "label": labels, "source": sources if sources is not None else ""})
+    per_video = frame.groupby("video", sort=True).agg(
+        label=("label", "first"), source=("source", "first"), p=("score", lambda s: aggregate(s.to_numpy(), "mean", clip))
+    )
     y, p = per_video["label"].to_numpy(), per_video["p"].to_numpy()
     metrics = {f"video_{k}": v for k, v in binary_metrics(y, p).items()}
     metrics["video_calibrated_log_loss"] = calibrated_log_loss(p, y) if len(set(y)) == 2 else metrics["video_log_loss"]
+    if sources is not None:
+        real_sources = (per_video["source"] != SBI_SOURCE).to_numpy()
+        per_source = source_log_losses(p[real_sources], y[real_sources], per_video["source"].to_numpy(str)[real_sources])
+        losses = [m["log_loss"] for m in per_source.values()] or [metrics["video_calibrated_log_loss"]]
+        metrics.update(per_source=per_source, video_source_log_loss=float(np.mean(losses)), video_worst_source_log_loss=float(np.max(losses)))
     return {**metrics, "videos": int(len(per_video))}
 
 
@@ -330,6 +398,7 @@ class VideoCheckpoint(keras.callbacks.Callback):
 
     Args:
         crops, labels, videos: the validation set (:func:`validation_set`).
+        sources: its per-crop sources (``None``: no per-source metrics).
         out: the ``.weights.h5`` file the best weights are saved to (fp16, with a manifest entry).
         config: the model config, written into the manifest.
         state_path: JSON file holding the callback's state.
@@ -338,14 +407,15 @@ class VideoCheckpoint(keras.callbacks.Callback):
         batch_size: crops per forward pass.
         manifest: extra manifest fields (``training``, ``command`` ...).
         resume: load the state from ``state_path`` (else start afresh).
-        select: the metric to minimise, ``"log_loss"`` or ``"calibrated_log_loss"`` (see :func:`video_metrics`).
+        select: the metric to minimise, one of :data:`SELECTIONS` (see :func:`video_metrics`).
     """
 
     def __init__(self, crops, labels, videos, out: Path, config: ModelConfig, state_path: Path, patience: int,
-                 clip: tuple[float, float], batch_size: int, manifest: dict, resume: bool, select: str = "log_loss") -> None:  # fmt: skip
+                 clip: tuple[float, float], batch_size: int, manifest: dict, resume: bool, select: str = "log_loss",
+                 sources=None) -> None:  # fmt: skip
         super().__init__()
         self.select = select
-        self.crops, self.labels, self.videos = crops, labels, videos
+        self.crops, self.labels, self.videos, self.sources = crops, labels, videos, sources
         self.out, self.config, self.state_path = Path(out), config, Path(state_path)
         self.patience, self.clip, self.batch_size, self.manifest = patience, clip, batch_size, manifest
         self.state = {"best": None, "best_epoch": None, "wait": 0, "metrics": {}}
@@ -367,8 +437,11 @@ class VideoCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}
-        metrics = video_metrics(self.scores(), self.labels, self.videos, self.clip)
-        logs.update({f"val_{k}": v for k, v in metrics.items() if k != "videos"})
+        metrics = video_metrics(self.scores(), self.labels, self.videos, self.clip, self.sources)
+        logs.update({f"val_{k}": v for k, v in metrics.items() if k not in ("videos", "per_source")})
+        for source, m in metrics.get("per_source", {}).items():
+            logs.update({f"val_{source}_log_loss": m["log_loss"], f"val_{source}_auc": m["auc"]})
+            log.info("epoch %d: %s: calibrated video log loss %.4f, AUC %.3f (%d videos)", epoch + 1, source, m["log_loss"], m["auc"], m["videos"])
         loss = metrics[f"video_{self.select}"]
         if self.state["best"] is None or loss < self.state["best"]:
             self.state.update(best=loss, best_epoch=epoch + 1, wait=0, metrics=metrics)
@@ -467,8 +540,8 @@ def train(table_path: str | Path | list, out: str | Path, run_dir: str | Path, s
         )
     if settings.input == "dali" and settings.sbi != "off":
         raise ValueError("input='dali' reads pseudo-fakes from files: train with sbi='off' (or input='tfdata')")
-    if settings.select not in ("log_loss", "calibrated_log_loss"):
-        raise ValueError(f"select must be 'log_loss' or 'calibrated_log_loss', got {settings.select!r}")
+    if settings.select not in SELECTIONS:
+        raise ValueError(f"select must be one of {SELECTIONS}, got {settings.select!r}")
     if settings.init not in INITS and not Path(settings.init).is_file():
         raise ValueError(f"init must be one of {INITS} or a weights file, got {settings.init!r}")
     cfg = get_config(settings.config)
@@ -483,7 +556,7 @@ def train(table_path: str | Path | list, out: str | Path, run_dir: str | Path, s
         raise ValueError("the validation split is empty: model selection needs validation videos")
     size = cfg.input_size
     keras.utils.set_random_seed(settings.seed)
-    crops, labels, videos = validation_set(val_rows, size, settings)
+    crops, labels, videos, sources = validation_set(val_rows, size, settings)
     log.info(
         "train: %d crops (%d REAL, %d FAKE), val: %d crops of %d videos; init=%s, sbi=%s; %s",
         len(train_rows), int((train_rows["label"] == "REAL").sum()), int((train_rows["label"] == "FAKE").sum()),
@@ -503,12 +576,13 @@ def train(table_path: str | Path | list, out: str | Path, run_dir: str | Path, s
                 "train_groups": int(train_rows["group"].nunique()) if "group" in train_rows else None,
                 "val_crops": int(len(crops)),
                 "val_videos": int(len(set(videos))),
+                "train_crops_per_source": {str(k): int(v) for k, v in train_rows["folder"].astype(str).value_counts().sort_index().items()},
             },
         },
         "command": command,
     }
     checkpoint = VideoCheckpoint(crops, labels, videos, Path(out), cfg, state_path, settings.patience, settings.clip, settings.batch_size, manifest, resume,
-                                 settings.select)  # fmt: skip
+                                 settings.select, sources)  # fmt: skip
     if settings.input == "dali":
         from .dali_input import distributed_dataset
 

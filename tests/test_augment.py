@@ -40,3 +40,24 @@ def test_motion_blur_smears_along_its_direction():
     vertical = motion_blur(tf.constant(image), tf.constant(8.0), tf.constant(math.pi / 2)).numpy()[..., 0]
     rows, cols = np.nonzero(vertical > 1e-3)
     assert set(cols) == {16} and rows.min() == 12 and rows.max() == 20
+
+
+def test_c40_strength_degrades_further_than_video(face):
+    import cv2
+
+    def detail(strength):  # mean variance of the Laplacian: the fine detail left (the geometry is the same per seed)
+        outs = [augment(tf.constant(face), tf.constant([7, i], tf.int64), strength).numpy() for i in range(48)]
+        return np.mean([cv2.Laplacian(cv2.cvtColor(o, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var() for o in outs])
+
+    assert detail("c40") < detail("video") * 0.9
+    with pytest.raises(ValueError, match="strength"):
+        augment(tf.constant(face), tf.constant([0, 0], tf.int64), "c23")
+
+
+def test_blocking_leaves_half_size_blocks(face):
+    from dfd_kit.augment import _blocking
+
+    smooth = tf.constant(face.astype(np.float32) / 255.0)
+    coded = _blocking(smooth, tf.constant([1, 2], tf.int64), 64).numpy()
+    assert coded.shape == (64, 64, 3)
+    assert np.abs(coded - smooth.numpy()).mean() > 0.005  # coded at quality <= 35, then scaled back

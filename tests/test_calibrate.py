@@ -113,3 +113,62 @@ def test_model_selection_metric_ignores_an_offset_that_calibration_removes():
     assert max(m["video_log_loss"] for m in shifted) - min(m["video_log_loss"] for m in shifted) > 0.3  # raw: moves a lot
     calibrated = [m["video_calibrated_log_loss"] for m in shifted]
     assert max(calibrated) - min(calibrated) < 0.02  # calibrated: the same ranking scores the same
+
+
+def test_cell_weights_give_every_source_and_label_the_same_total():
+    from dfd_kit.calibrate import cell_weights
+
+    labels = np.array([0] * 90 + [1] * 10 + [0] * 3 + [1] * 7)
+    sources = np.array(["dfdc"] * 100 + ["ffpp"] * 10)
+    w = cell_weights(labels, sources)
+    totals = pd.Series(w).groupby([sources, labels]).sum()
+    np.testing.assert_allclose(totals.to_numpy(), totals.iloc[0])
+    assert w.sum() == pytest.approx(len(labels))
+
+
+def test_reframe_cuts_what_the_face_sampler_cuts_around_the_same_box():
+    """A crop framed otherwise (a face box centred, 0.84 x 1.09 of the side, as FF++'s Haar crops), re-cut to a
+    config's framing, shows what FaceSampler cuts from the whole frame around that box."""
+    from skimage import data
+
+    from dfd_kit.crops import reframe
+    from dfd_kit.faces import square_box
+    from dfd_kit.registry import get_config
+
+    frame = cv2.resize(data.astronaut(), (1024, 1024))
+    cfg = get_config("efficientnet_lite0_192")
+    box = np.array([380.0, 140.0, 548.0, 358.0])  # a face box of 168 x 218 px
+    side = 200.0  # the foreign crop: the box is 0.84 x 1.09 of its side, centred
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    x1, y1 = int(cx - side / 2), int(cy - side / 2)
+    foreign = frame[y1 : y1 + int(side), x1 : x1 + int(side)]
+    face_box = ((cx - x1) / side, (cy - y1) / side, (box[2] - box[0]) / side, (box[3] - box[1]) / side)
+    ours = reframe(foreign, face_box, cfg)
+    wx1, wy1, wx2, wy2 = square_box(box, cfg.margin, *frame.shape[:2], cfg.shift)
+    expected = cv2.resize(frame[wy1:wy2, wx1:wx2], (192, 192), interpolation=cv2.INTER_AREA)
+    assert ours.shape == (192, 192, 3)
+    rows_inside = slice(0, 180)  # the window reaches past the foreign crop's bottom edge: those rows repeat it
+    assert np.abs(ours[rows_inside].astype(int) - expected[rows_inside]).mean() < 4.0
+    assert np.abs(cv2.resize(foreign, (192, 192)).astype(int)[rows_inside] - expected[rows_inside]).mean() > 8.0  # unframed, it would differ
+
+
+def test_imported_crops_take_the_labels_groups_keep_their_columns_and_reframe(crop_folder, tmp_path):
+    labels = pd.read_csv(crop_folder / "labels.csv", keep_default_na=False)
+    labels["group"] = [f"block{i // 8}" for i in range(len(labels))]  # 3 groups of 8 crops (4 originals with their fakes)
+    labels["method"] = np.where(labels["label"] == "FAKE", "Face2Face", "youtube")
+    labels.to_csv(crop_folder / "labels_grouped.csv", index=False)
+    table = import_crops(crop_folder / "labels_grouped.csv", tmp_path / "g.parquet", val_fraction=0.34, face_box="ffpp", config=LITE_96.name)
+    assert set(table["group"]) == {"block0", "block1", "block2"} and (table.groupby("group")["split"].nunique() == 1).all()
+    assert list(table["method"]) == list(labels["method"])
+    assert all(cv2.imread(p).shape == (96, 96, 3) and "g_crops" in p for p in table["path"])
+    assert (table["crop_x2"] == 96).all() and 0 < table["x1"].iloc[0] < table["x2"].iloc[0] <= 110
+
+
+def test_crops_scored_with_a_face_box_are_reframed_first(crop_folder, lite_weights):
+    from dfd_kit.crops import FFPP_FACE_BOX, reframe
+
+    rows = score_crops(crop_folder, lite_weights, face_box="ffpp")
+    labels = pd.read_csv(crop_folder / "labels.csv")
+    crops = np.stack([reframe(cv2.cvtColor(cv2.imread(str(crop_folder / f)), cv2.COLOR_BGR2RGB), FFPP_FACE_BOX, LITE_96) for f in labels["file"]])
+    np.testing.assert_allclose(rows["label"], Classifier(LITE_96, lite_weights).predict(crops), atol=1e-6)
+    assert not np.allclose(rows["label"], score_crops(crop_folder, lite_weights)["label"], atol=1e-4)

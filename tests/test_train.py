@@ -20,7 +20,17 @@ from dfd_kit.device import import_tensorflow
 from dfd_kit.extract import ExtractSettings, extract_folders
 from dfd_kit.models import Classifier
 from dfd_kit.split import split_file
-from dfd_kit.train import TrainSettings, VideoCheckpoint, choose_strategy, read_table, train, train_dataset, validation_set
+from dfd_kit.train import (
+    TrainSettings,
+    VideoCheckpoint,
+    choose_strategy,
+    read_table,
+    source_shares,
+    train,
+    train_dataset,
+    validation_set,
+    video_metrics,
+)
 from dfd_kit.evaluate import evaluate
 from dfd_kit.predict import predict_folder
 from dfd_kit.weights import resolve_weights
@@ -142,7 +152,8 @@ def test_weights_and_manifest(run):
 def test_checkpoint_metric_is_the_video_level_log_loss(run, table_path):
     """Recompute the chosen epoch's validation loss from the saved weights: faces averaged per video."""
     table = read_table(table_path)
-    crops, labels, videos = validation_set(table[table["split"] == "val"], 96, SETTINGS)
+    crops, labels, videos, sources = validation_set(table[table["split"] == "val"], 96, SETTINGS)
+    assert set(sources) == {"part0", "sbi"} and (sources[labels == 0] == "part0").all()
     assert len(set(videos)) < len(videos), "several faces per video, so video and face level differ"
     scores = Classifier("xception_96", run["out"]).predict(crops)
     per_video = pd.DataFrame({"v": videos, "s": scores, "y": labels}).groupby("v").agg(
@@ -203,3 +214,66 @@ def test_fine_tuning_from_imagenet_freezes_then_unfreezes(table_path, tmp_path):
     from_file = TrainSettings(**{**head_only.__dict__, "init": str(out)})
     state = train(table_path, tmp_path / "w3" / "lite.weights.h5", tmp_path / "run_file", from_file, command="test", progress=False)
     assert json.loads((tmp_path / "w3" / "manifest.json").read_text())["files"]["lite.weights.h5"]["init"] == "lite.weights.h5"
+
+
+def _flat_crops(folder, name: str, value: int, n: int, label: str):
+    """``n`` rows of one source whose crops are a flat grey ``value``: a source the stream's output shows."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        path = folder / f"{name}_{label}_{i}.jpg"
+        cv2.imwrite(str(path), np.full((32, 32, 3), value, np.uint8))
+        rows.append({"folder": name, "video": path.name, "label": label, "path": str(path),
+                     "x1": 4.0, "y1": 4.0, "x2": 28.0, "y2": 28.0, "crop_x1": 0, "crop_y1": 0, "crop_x2": 32, "crop_y2": 32})  # fmt: skip
+    return rows
+
+
+def test_source_shares_follow_the_spec():
+    table = pd.DataFrame({"folder": ["dfdc"] * 9 + ["ffpp"] * 1})
+    assert source_shares(table, "") == {}
+    assert source_shares(table, "equal") == {"dfdc": 0.5, "ffpp": 0.5}
+    assert source_shares(table, "dfdc=3,ffpp=1,tv=5") == {"dfdc": 0.75, "ffpp": 0.25}  # tv has no rows of this label
+    assert source_shares(table, "ffpp=1") == {"ffpp": 1.0}
+    with pytest.raises(ValueError, match="sources are"):
+        source_shares(table, "celebdf=1")
+    with pytest.raises(ValueError, match="name=share"):
+        source_shares(table, "dfdc")
+
+
+def test_a_small_source_gets_its_share_of_every_batch(tmp_path):
+    """90 dark REAL crops of one source, 10 bright of another: drawn in proportion, bright is ~10 % of
+    the REAL draws; with ``source_weights="equal"``, ~half."""
+    rows = _flat_crops(tmp_path, "big", 40, 90, "REAL") + _flat_crops(tmp_path, "small", 215, 10, "REAL") + _flat_crops(tmp_path, "big", 40, 20, "FAKE")
+    table = pd.DataFrame(rows)
+
+    def bright_share(spec: str) -> float:
+        settings = TrainSettings(config="xception_96", batch_size=16, sbi="off", source_weights=spec, seed=3)
+        bright = []
+        for x, y in train_dataset(table, 32, settings).take(12):
+            real = y.numpy().ravel() == 0
+            bright.extend(x.numpy()[real].mean(axis=(1, 2, 3)) > 0)  # preprocessed to [-1, 1]: bright > 0
+        return float(np.mean(bright))
+
+    assert bright_share("") < 0.25
+    assert 0.35 < bright_share("equal") < 0.65
+
+
+def test_validation_metrics_per_source_expose_the_weak_one():
+    """Source ``good`` is separated, ``weak`` is not: the mean over sources sits between them, the worst is ``weak``'s,
+    and the pseudo-fakes (FAKE only) are left out of both."""
+    rng = np.random.default_rng(0)
+    labels = np.tile([0.0, 1.0], 150)
+    sources = np.repeat(["good", "weak", "sbi"], 100)
+    sources[200:][labels[200:] == 0] = "good"  # the "sbi" rows are all FAKE
+    scores = np.where(sources == "good", np.where(labels == 1, 0.8, 0.2), rng.uniform(0.3, 0.7, labels.size))
+    scores = np.clip(scores + rng.normal(0, 0.05, labels.size), 0.01, 0.99)
+    videos = np.arange(labels.size).astype(str)
+    metrics = video_metrics(scores, labels, videos, sources=sources)
+    per = metrics["per_source"]
+    assert set(per) == {"good", "weak"}
+    assert per["good"]["log_loss"] < 0.2 and per["weak"]["log_loss"] > 0.6 and per["good"]["auc"] > 0.95
+    assert metrics["video_worst_source_log_loss"] == pytest.approx(per["weak"]["log_loss"])
+    assert metrics["video_source_log_loss"] == pytest.approx((per["good"]["log_loss"] + per["weak"]["log_loss"]) / 2)
+    assert "per_source" not in video_metrics(scores, labels, videos)
