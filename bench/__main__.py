@@ -45,7 +45,7 @@ def bench_weights(folder: Path, config: str) -> Path:
         import torchvision  # noqa: F401
 
         from dfd_kit.models import create_model, get_config
-        from dfd_kit.weights import save_weights
+        from dfd_kit.models.weights import save_weights
 
         save_weights(create_model(config), path, get_config(config), default=False, trained=False)
     return path

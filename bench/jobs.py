@@ -41,7 +41,7 @@ def pipeline(clips: list[Path], weights: Path, frames: int, repeats: int, **pred
     """Steady-state seconds per video of ``predict_folder``: a run over ``len(clips) * repeats`` videos
     minus a run over one video, divided by the difference (start-up costs cancel out).
     ``predictor_args`` override the shipped :class:`Predictor` defaults (the variant jobs)."""
-    from dfd_kit.predict import Predictor, predict_folder
+    from dfd_kit.inference.predict import Predictor, predict_folder
 
     predictor = Predictor(weights=weights, device="cpu", frames=frames, **predictor_args)
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,10 +81,10 @@ def naive(clips: list[Path], weights: Path, frames: int) -> dict:
     import cv2
     from facenet_pytorch import MTCNN
 
-    from dfd_kit.faces import square_box
+    from dfd_kit.inference.faces import square_box
     from dfd_kit.models import create_model, preprocess_for
-    from dfd_kit.sampling import sample_indices
-    from dfd_kit.weights import resolve_weights
+    from dfd_kit.inference.sampling import sample_indices
+    from dfd_kit.models.weights import resolve_weights
 
     info = resolve_weights(weights)
     model = create_model(info.config, info.path)
@@ -131,7 +131,7 @@ def naive(clips: list[Path], weights: Path, frames: int) -> dict:
 def floor_decode(clips: list[Path], frames: int, repeats: int = 3) -> dict:
     """Reading the sampled frames with OpenCV grab()/retrieve() and nothing else, after a warm-up
     pass (file cache, codec start-up), best of ``repeats`` passes."""
-    from dfd_kit.decode import OpenCVDecoder, Sampling
+    from dfd_kit.inference.decode import OpenCVDecoder, Sampling
 
     decoder = OpenCVDecoder()
     times = []
@@ -147,9 +147,9 @@ def floor_classify(weights: Path, frames: int, repeats: int = 3) -> dict:
     """One batched forward pass over ``frames`` faces (after a warm-up), best of ``repeats``, for each
     runtime available here (TensorFlow at each useful precision, ONNX Runtime)."""
     from dfd_kit.models import Classifier
-    from dfd_kit.onnx_backend import available
-    from dfd_kit.predict import default_precision
-    from dfd_kit.weights import resolve_weights
+    from dfd_kit.models.onnx_backend import available
+    from dfd_kit.inference.predict import default_precision
+    from dfd_kit.models.weights import resolve_weights
 
     info = resolve_weights(weights)
     variants = [("tf", p) for p in sorted({"float32", default_precision("cpu")})] + ([("onnx", "float32")] if available() else [])
@@ -169,8 +169,8 @@ def floor_classify(weights: Path, frames: int, repeats: int = 3) -> dict:
 
 def detect_quality(clips: list[Path], frames: int) -> dict:
     """Frames (of ``frames``) with a face, and detection seconds, at the shipped scale and at full resolution."""
-    from dfd_kit.decode import OpenCVDecoder, Sampling
-    from dfd_kit.faces import FaceSampler
+    from dfd_kit.inference.decode import OpenCVDecoder, Sampling
+    from dfd_kit.inference.faces import FaceSampler
 
     out = {}
     for label, scale in (("shipped", FaceSampler().scale), ("full_resolution", 1.0)):

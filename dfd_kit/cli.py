@@ -51,7 +51,7 @@ def predict(
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from .errors import DFDError
-    from .predict import predict_folder
+    from .inference.predict import predict_folder
 
     try:
         with logging_redirect_tqdm():
@@ -98,7 +98,7 @@ def demo(
     import time
 
     from .demo import make_demo
-    from .predict import predict_folder
+    from .inference.predict import predict_folder
 
     t0 = time.perf_counter()
     videos = make_demo(folder / "videos")
@@ -117,7 +117,7 @@ def demo(
     typer.echo(f"report: {summary.report_path.resolve()}")
 
 
-# --- Kaggle: the offline dataset and the kernel (dfd_kit.bundle) ---------------------------------
+# --- Kaggle: the offline dataset and the kernel (dfd_kit.kaggle.bundle) ----------------------
 
 
 def _param(text: str) -> tuple[str, object]:
@@ -152,7 +152,7 @@ def bundle(
 ) -> None:
     """Build the Kaggle dataset (wheels, weights, metadata) and the kernel that installs from it offline."""
     _setup_logging(verbose)
-    from .bundle import BundleError, build_dataset, build_kernel, kernel_parameters
+    from .kaggle.bundle import BundleError, build_dataset, build_kernel, kernel_parameters
 
     try:
         dataset = build_dataset(
@@ -196,7 +196,7 @@ def extract(
     """Cut the faces of every video (as inference does) into OUT, resumably; write the metadata table."""
     _setup_logging(verbose)
     from .errors import DFDError
-    from .extract import ExtractSettings, extract_folders
+    from .training.extract import ExtractSettings, extract_folders
     settings = ExtractSettings.for_config(config, frames=frames, policy=policy, photo_side=photo_side)
     try:
         faces, videos = extract_folders(folders, out, settings, photos=photos, workers=workers, ray=ray)
@@ -219,7 +219,7 @@ def split(
 ) -> None:
     """Add `group` and `split` (train/val) columns to TABLE, keeping every fake with its original."""
     _setup_logging(verbose)
-    from .split import split_file
+    from .training.split import split_file
 
     out = split_file(table, val_fraction, seed, group_pattern)
     counts = out.groupby("split").agg(rows=("video", "size"), groups=("group", "nunique"))
@@ -238,7 +238,7 @@ def import_crops(
 ) -> None:
     """Make a training table of ready-cut face crops (DFDC, FaceForensics++ ...) for `dfd train`."""
     _setup_logging(verbose)
-    from .crops import import_crops as run_import
+    from .training.crops import import_crops as run_import
 
     table = run_import(labels, out, val_fraction=val_fraction, seed=seed, face_box=face_box, config=reframe)
     typer.echo(table.groupby(["split", "label"]).size().to_string())
@@ -255,7 +255,7 @@ def score_crops(
     """Score ready-cut face crops (e.g. held-out DFDC crops) as inference scores faces; evaluate with `dfd evaluate`."""
     _setup_logging(verbose)
     from .atomic import write_atomic
-    from .crops import score_crops as run_scoring
+    from .training.crops import score_crops as run_scoring
 
     rows = run_scoring(folder, weights, face_box=face_box)
     write_atomic(out, rows.to_csv(index=False).encode())
@@ -295,8 +295,8 @@ def train(
     import shlex
     import sys
 
-    from .train import TrainSettings
-    from .train import train as run_training
+    from .training.train import TrainSettings
+    from .training.train import train as run_training
 
     settings = TrainSettings(
         config=config, init=init, epochs=epochs, head_epochs=head_epochs, top_epochs=top_epochs, head_learning_rate=head_learning_rate,
@@ -320,7 +320,7 @@ def calibrate(
 ) -> None:
     """Fit Platt scaling (and flip TTA) on validation crops, then the frame count and rule on validation videos."""
     _setup_logging(verbose)
-    from .calibrate import calibrate_weights, choose_inference
+    from .training.calibrate import calibrate_weights, choose_inference
 
     fit = calibrate_weights(weights, table, balance=balance)
     typer.echo(f"calibration: a={fit['a']:.3f} b={fit['b']:.3f} flip={fit['flip']}; balanced log loss "
@@ -350,13 +350,13 @@ def evaluate(
     """Log loss, ROC AUC and accuracy of SUBMISSION against METADATA, beside the constant-prior baseline."""
     _setup_logging(verbose)
     from .errors import DFDError
-    from .evaluate import evaluate as run_evaluation
+    from .training.evaluate import evaluate as run_evaluation
 
     plot = plot or submission.with_suffix(".png")
     try:
         result, table = run_evaluation(submission, metadata, plot)
         if report is not None:
-            from .report import add_evaluation
+            from .inference.report import add_evaluation
 
             add_evaluation(report, result, table, plot)
     except DFDError as err:
@@ -364,7 +364,7 @@ def evaluate(
         raise typer.Exit(2) from err
     typer.echo(result.report())
     if by is not None:
-        from .evaluate import by_source
+        from .training.evaluate import by_source
 
         typer.echo(by_source(table, by).round(4).to_string())
     if per_video:

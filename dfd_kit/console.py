@@ -3,7 +3,7 @@
 By default TensorFlow's C++ start-up lines (oneDNN, absl), Python warnings of the frameworks and
 their INFO logs (matplotlib's font cache) are kept out; ``verbose`` lets everything through. The
 choice is kept in ``$DFD_KIT_VERBOSE`` so that the decode worker, a spawned process, makes the same
-one (:mod:`dfd_kit.worker` calls :func:`setup` with :func:`is_verbose`).
+one (:mod:`dfd_kit.inference.worker` calls :func:`setup` with :func:`is_verbose`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Typed errors raised by the pipeline stages.
 
-A stage that cannot do its job raises one of these; only the folder loop in :mod:`dfd_kit.predict`
+A stage that cannot do its job raises one of these; only the folder loop in :mod:`dfd_kit.inference.predict`
 turns them into the fallback value plus a logged reason.
 """
 

@@ -1,6 +1,6 @@
 """Model configs registered for the tests: the real architectures at a small input size."""
 
-from dfd_kit.registry import ModelConfig, register_model
+from dfd_kit.models.registry import ModelConfig, register_model
 
 #: EfficientNet-Lite0 (real architecture, real ImageNet weights) at 96 px, framed like the test extractions
 LITE_96 = register_model(ModelConfig("test_efficientnet_lite0_96", "efficientnet_lite0", 96, margin=0.3))

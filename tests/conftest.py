@@ -68,7 +68,7 @@ def tiny_weights(tmp_path_factory) -> Path:
     import keras
 
     from dfd_kit.models import create_model, get_config
-    from dfd_kit.weights import save_weights
+    from dfd_kit.models.weights import save_weights
 
     keras.utils.set_random_seed(0)
     cfg = get_config("xception_96")
@@ -91,6 +91,6 @@ def demo_videos(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def predictor(tiny_weights):
-    from dfd_kit.predict import Predictor
+    from dfd_kit.inference.predict import Predictor
 
     return Predictor(weights=tiny_weights, device="cpu", frames=8, precision="float32")

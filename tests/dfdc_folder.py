@@ -1,7 +1,7 @@
 """A small DFDC-format folder generated for the training-path tests (no data outside the packages).
 
 Faces come from ``skimage.data.astronaut()``: REAL videos pan and zoom over the photo (or its mirror
-image); each FAKE is its original with the face self-blended (:func:`dfd_kit.selfblend.self_blend`)
+image); each FAKE is its original with the face self-blended (:func:`dfd_kit.training.selfblend.self_blend`)
 in every frame, so it names that original in ``metadata.json``, as DFDC fakes do.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from dfd_kit.demo import ASTRONAUT_FACE, pan_zoom, write_video
-from dfd_kit.selfblend import self_blend
+from dfd_kit.training.selfblend import self_blend
 
 SIZE = (240, 320)
 

@@ -1,14 +1,14 @@
 """Fault injection for the worker tests: a face finder that hangs or dies on chosen file names.
 
 Loaded by name inside the spawned worker (``finder="faulty:FaultyFinder"``); everything else goes
-to the real :class:`dfd_kit.predict.FaceFinder`.
+to the real :class:`dfd_kit.inference.predict.FaceFinder`.
 """
 
 import os
 import time
 from pathlib import Path
 
-from dfd_kit.predict import FaceFinder
+from dfd_kit.inference.predict import FaceFinder
 
 
 class FaultyFinder(FaceFinder):

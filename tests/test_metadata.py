@@ -3,7 +3,7 @@ import json
 import pytest
 
 from dfd_kit.errors import InputError
-from dfd_kit.extract import folder_tasks
+from dfd_kit.training.extract import folder_tasks
 from dfd_kit.metadata import read_metadata
 
 

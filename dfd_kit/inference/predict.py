@@ -1,0 +1,414 @@
+"""Video → row: the inference path, readable top to bottom.
+
+One video (:meth:`Predictor.predict_video` = :class:`FaceFinder` then :meth:`Predictor.score`)::
+
+    frames = decoder.read(path, Sampling(n_frames))      # uint8 [T, H, W, 3] RGB      (decode.py)
+    boxes  = sampler.select(sampler.detect(frames))       # [T] x float32 [n_t, 5]      (faces.py)
+    faces  = sampler.crop(frames, boxes)                  # uint8 [K, S, S, 3] crops
+    scores = classifier.predict(faces.crops)              # float32 [K], P(FAKE)        (models.py)
+    label  = aggregate(scores, rule, clip)                # float in [clip]             (aggregate.py)
+
+A folder (:func:`predict_folder`), or one video file: one row per expected video, always. Decoding and face detection
+of video k+1 run in a worker process (:mod:`dfd_kit.inference.worker`) while video k is classified; a video
+that hangs or crashes the worker is cut off and the worker replaced. A
+:class:`~dfd_kit.inference.budget.TimeBudget` lowers the frame count when time runs short and finally writes the
+prior; any video that fails gets the prior and a logged reason; rows are appended as they come and
+the CSV is renamed into place at the end. With ``report=PATH`` the per-face data of each video (crops,
+frame numbers, scores) is kept just long enough to add its row to the HTML report
+(:mod:`dfd_kit.inference.report`), and never when no report is asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from ..device import resolve_device
+from ..errors import DFDError, InputError, NoFaceError
+from ..models.classifier import PRECISIONS, Classifier
+from ..models.onnx_backend import available as onnx_available
+from ..models.registry import ModelConfig
+from ..models.weights import resolve_weights
+from .aggregate import aggregate
+from .budget import TimeBudget
+from .decode import Sampling, make_decoder
+from .faces import Faces, FaceSampler
+from .submission import VIDEO_SUFFIXES, SubmissionWriter, list_videos, read_sample_submission
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Predictor", "VideoResult", "FaceScores", "Summary", "predict_folder", "default_precision"]
+
+STAGES = ("decode", "detect", "crop", "classify", "aggregate")
+#: inference settings for weights whose manifest has no ``inference`` entry (chosen on validation videos)
+INFERENCE_DEFAULTS = {"frames": 17, "rule": "mean", "flip": False}
+FEW_VIDEOS = 4  # no progress bar for this many videos or fewer
+
+
+def default_precision(device: str) -> str:
+    """``mixed_float16`` on GPU; ``mixed_bfloat16`` on CPUs with native BF16, else ``float32``."""
+    if device == "cuda":
+        return "mixed_float16"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "float32"
+    return "mixed_bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+
+
+@dataclass
+class FoundFaces:
+    """The torch half of a video's path: its face crops and what it cost.
+
+    ``frame_numbers``: int64 ``[T]``, the video frame number of each sampled frame (``None`` when the
+    finder does not say).
+    """
+
+    faces: Faces
+    n_frames: int
+    seconds: dict[str, float]
+    frame_numbers: np.ndarray | None = None
+
+
+class FaceFinder:
+    """Stages 1–3, sample → decode → detect and crop, built from plain arguments so that a worker
+    process can build its own copy (see :mod:`dfd_kit.inference.worker`).
+
+    Args:
+        device: resolved device, ``"cpu"`` or ``"cuda"``.
+        image_size, margin, shift: crop size, relative margin and vertical shift (from the model config).
+        detect_scale: downscale factor for face detection.
+        decoder: force one decoder (``"opencv"``, ``"pyav"``, ``"dali"``), no fallback.
+    """
+
+    def __init__(self, device: str, image_size: int, margin: float, detect_scale: float = 0.5, decoder: str | None = None, shift: float = 0.0) -> None:
+        self.decoder = make_decoder(device, decoder)
+        self.face_sampler = FaceSampler(image_size=image_size, margin=margin, shift=shift, scale=detect_scale, device=device)
+
+    def __call__(self, path: str | Path, n_frames: int, policy: str = "even") -> FoundFaces:
+        """Faces of one video. Raises :class:`~dfd_kit.errors.DecodeError` or :class:`~dfd_kit.errors.NoFaceError`."""
+        sampler = self.face_sampler
+        t0 = time.perf_counter()
+        frames = self.decoder.read(path, Sampling(n_frames, policy))
+        t1 = time.perf_counter()
+        boxes = sampler.select(sampler.detect(frames.frames))
+        t2 = time.perf_counter()
+        faces = sampler.crop(frames.frames, boxes)
+        t3 = time.perf_counter()
+        if not len(faces):
+            raise NoFaceError(f"no face with prob >= {sampler.min_prob} in {len(frames)} frames")
+        return FoundFaces(faces, len(frames), {"decode": t1 - t0, "detect": t2 - t1, "crop": t3 - t2}, frames.indices)
+
+
+@dataclass
+class FaceScores:
+    """Every face of one scored video, kept only for a report (a few MB per video: see ``score``).
+
+    Attributes:
+        crops: uint8 ``[K, S, S, 3]`` RGB, the classifier's input.
+        frames: int64 ``[K]``, the video frame number each face was cut from.
+        scores: float32 ``[K]``, P(FAKE) of each face.
+    """
+
+    crops: np.ndarray
+    frames: np.ndarray
+    scores: np.ndarray
+
+
+@dataclass
+class VideoResult:
+    """One video's outcome: ``label`` = P(FAKE); ``reason`` is set when ``label`` is a fallback.
+
+    ``faces`` holds the per-face data when it was asked for (``Predictor.score(..., keep_faces=True)``).
+    """
+
+    filename: str
+    label: float
+    reason: str | None = None
+    n_frames: int = 0
+    n_faces: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    faces: FaceScores | None = None
+
+
+class Predictor:
+    """Everything needed to turn one video into one probability, built once.
+
+    Args:
+        weights: ``.weights.h5`` path or bundled name; ``None`` uses the bundled default.
+        config: model config name, only needed for weights outside a manifest.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``, resolved once here.
+        frames: frames sampled per video; ``None``: what the weights' manifest chose on validation
+            videos (its ``inference`` entry), else 17.
+        policy: frame sampling policy (see :mod:`dfd_kit.inference.sampling`).
+        rule: aggregation rule (see :mod:`dfd_kit.inference.aggregate`); ``None``: the manifest's, else ``"mean"``.
+        clip: bounds for the video probability.
+        prior: the label written when a video yields no score.
+        precision: ``"auto"`` or one of :data:`dfd_kit.models.classifier.PRECISIONS`.
+        detect_scale: downscale factor for face detection.
+        decoder: force one decoder (``"opencv"``, ``"pyav"``, ``"dali"``), no fallback.
+        backend: classifier runtime: ``"auto"`` (ONNX Runtime on CPU when it is installed and there
+            is a weights file to cache the conversion by, else TensorFlow), ``"tf"`` or ``"onnx"``.
+        flip: also score every face mirrored and average (test-time augmentation, 2x classifier
+            time); ``None``: the manifest's choice, else off.
+    """
+
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        config: str | ModelConfig | None = None,
+        device: str = "auto",
+        frames: int | None = None,
+        policy: str = "even",
+        rule: str | None = None,
+        clip: tuple[float, float] = (0.01, 0.99),
+        prior: float = 0.5,
+        precision: str = "auto",
+        detect_scale: float = 0.5,
+        decoder: str | None = None,
+        backend: str = "auto",
+        flip: bool | None = None,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.weights = resolve_weights(weights, config)
+        cfg = self.weights.config
+        chosen = {**INFERENCE_DEFAULTS, **self.weights.inference}
+        frames = chosen["frames"] if frames is None else frames
+        rule = chosen["rule"] if rule is None else rule
+        flip = chosen["flip"] if flip is None else flip
+        self.precision = default_precision(self.device) if precision == "auto" else precision
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be 'auto' or one of {PRECISIONS}, got {precision!r}")
+        self.frames, self.policy, self.rule, self.clip, self.prior = frames, policy, rule, clip, prior
+        self.finder_args = dict(device=self.device, image_size=cfg.input_size, margin=cfg.margin, shift=cfg.shift, detect_scale=detect_scale, decoder=decoder)
+        if backend == "auto":
+            onnx = self.device == "cpu" and self.precision == "float32" and self.weights.path is not None
+            backend = "onnx" if onnx and onnx_available() else "tf"
+        self.classifier = Classifier.for_weights(self.weights, flip=flip, precision=self.precision, backend=backend)
+
+    @cached_property
+    def find_faces(self) -> FaceFinder:
+        """The in-process :class:`FaceFinder` (built on first use)."""
+        return FaceFinder(**self.finder_args)
+
+    def score(self, name: str, found: FoundFaces, keep_faces: bool = False) -> VideoResult:
+        """Stages 4–5: face crops → scores → one label. Raises :class:`~dfd_kit.errors.NoScoreError`.
+
+        With ``keep_faces`` the result holds the crops, frame numbers and face scores (:class:`FaceScores`).
+        """
+        t0 = time.perf_counter()
+        scores = self.classifier.predict(found.faces.crops)
+        t1 = time.perf_counter()
+        label = aggregate(scores, self.rule, self.clip)
+        t2 = time.perf_counter()
+        seconds = {**found.seconds, "classify": t1 - t0, "aggregate": t2 - t1}
+        kept = None
+        if keep_faces:
+            numbers = found.frame_numbers if found.frame_numbers is not None else np.arange(found.n_frames)
+            kept = FaceScores(found.faces.crops, np.asarray(numbers, np.int64)[found.faces.frame_of], scores)
+        return VideoResult(name, label, None, found.n_frames, len(found.faces), seconds, kept)
+
+    def predict_video(self, path: str | Path, n_frames: int | None = None, keep_faces: bool = False) -> VideoResult:
+        """One video, end to end, in this process. Raises :class:`~dfd_kit.errors.DFDError` subclasses."""
+        found = self.find_faces(path, n_frames or self.frames, self.policy)
+        return self.score(Path(path).name, found, keep_faces)
+
+    def settings(self) -> dict[str, object]:
+        """What shapes the labels, for a report: weights, model config, device, runtime, frames, rule."""
+        return {
+            "weights": self.weights.describe(),
+            "config": self.weights.config.to_dict(),
+            "device": self.device,
+            "backend": self.classifier.backend,
+            "precision": self.precision,
+            "flip": self.classifier.flip,
+            "frames": self.frames,
+            "policy": self.policy,
+            "rule": self.rule,
+            "clip": list(self.clip),
+            "prior": self.prior,
+        }
+
+
+@dataclass
+class Summary:
+    """What a folder run did."""
+
+    out: Path
+    rows: int
+    fallbacks: dict[str, str]
+    seconds: dict[str, float]
+    wall_s: float
+    weights: str
+    results: list[VideoResult]
+    report_path: Path | None = None
+
+    def fallback_counts(self) -> Counter:
+        """Fallback rows per reason (the error's name, e.g. ``NoFaceError``)."""
+        return Counter(reason.split(":")[0] for reason in self.fallbacks.values())
+
+    def table(self) -> str:
+        """One line per scored or fallen-back video of this run: name, P(FAKE), frames, faces, reason."""
+        width = max([len("video")] + [len(r.filename) for r in self.results])
+        lines = [f"{'video':{width}s}  P(FAKE)  frames  faces  fallback"]
+        for r in self.results:
+            lines.append(f"{r.filename:{width}s}  {r.label:7.3f}  {r.n_frames:6d}  {r.n_faces:5d}  {r.reason or ''}".rstrip())
+        return "\n".join(lines)
+
+    def report(self) -> str:
+        """A few lines for a person: where the file is, fallbacks and time per stage."""
+        lines = [f"wrote {self.rows} rows to {self.out}", f"weights: {self.weights}"]
+        lines.append(f"fallbacks: {len(self.fallbacks)}" + "".join(f"\n  {n}: {r}" for n, r in self.fallbacks.items()))
+        stages = ", ".join(f"{k} {v:.2f}s" for k, v in self.seconds.items())
+        n = max(1, len(self.results))
+        lines.append(f"time: {self.wall_s:.1f}s wall, {self.wall_s / n:.2f}s per video; stage totals: {stages}")
+        return "\n".join(lines)
+
+
+def predict_folder(
+    videos_dir: str | Path,
+    out: str | Path = "submission.csv",
+    sample_submission: str | Path | None = None,
+    predictor: Predictor | None = None,
+    time_budget: float | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    isolate: bool = True,
+    video_timeout: float | None = 300.0,
+    finder: str = "dfd_kit.inference.predict:FaceFinder",
+    report: str | Path | None = None,
+    explain: int = 0,
+    report_videos: int = 200,
+    **predictor_kwargs,
+) -> Summary:
+    """Score every video of a folder (or one video file) and write ``filename,label``.
+
+    Args:
+        videos_dir: folder of videos, or one video file.
+        out: submission CSV path.
+        sample_submission: if given, write exactly its rows, in its order (missing files get the prior).
+        predictor: a ready :class:`Predictor`; otherwise one is built from ``predictor_kwargs``.
+        time_budget: seconds for the whole run (``None``: no limit).
+        resume: keep rows already in ``<out>.partial`` from an interrupted run.
+        progress: show a tqdm progress bar (video count and rate) when there are more than
+            :data:`FEW_VIDEOS` videos to score.
+        isolate: decode and detect in a worker process (:mod:`dfd_kit.inference.worker`) that is killed and
+            replaced when a video hangs or crashes it; ``False`` uses a thread of this process.
+        video_timeout: seconds of decoding and detection allowed per video (isolated mode only);
+            never more than what the time budget has left.
+        finder: ``"module:Class"`` of the face finder the worker runs (isolated mode only).
+        report: write a self-contained HTML report here (and its data beside it, see
+            :func:`dfd_kit.inference.report.data_path`); ``None``: keep no per-face data.
+        explain: with ``report``, Grad-CAM heat maps of this many highest-scoring faces per shown video.
+        report_videos: with ``report``, the most videos (highest P(FAKE) first) shown with face images.
+
+    Returns:
+        A :class:`Summary`; the CSV holds one finite label in ``[0, 1]`` per expected row.
+    """
+    from tqdm.auto import tqdm
+
+    from .worker import FaceWorker
+
+    t_start = time.perf_counter()
+    videos_dir, names = _expected_videos(Path(videos_dir), sample_submission)
+    predictor = predictor or Predictor(**predictor_kwargs)
+    log.info("weights: %s", predictor.weights.describe())
+    writer = SubmissionWriter(out, names, prior=predictor.prior, resume=resume)
+    todo = writer.pending()
+    budget = TimeBudget(time_budget, frames=predictor.frames)
+    totals = dict.fromkeys(STAGES, 0.0)
+    results: list[VideoResult] = []
+    if report is not None:
+        from .report import ReportBuilder
+
+        builder = ReportBuilder(predictor, explain=explain, max_videos=report_videos)
+
+    def submit(runner, k: int) -> Future | None:
+        n = budget.grant(len(todo) - k)
+        if not n:
+            return None
+        timeout = min(video_timeout or math.inf, max(budget.left, 1.0))
+        return runner.submit(videos_dir / todo[k], n, predictor.policy, None if math.isinf(timeout) else timeout)
+
+    with FaceWorker(predictor.finder_args, finder) if isolate else _InProcess(predictor) as runner:
+        pending = submit(runner, 0) if todo else None
+        bar = tqdm(todo, desc="predict", unit="video", disable=not progress or len(todo) <= FEW_VIDEOS)
+        for k, name in enumerate(bar):
+            future = pending
+            pending = submit(runner, k + 1) if k + 1 < len(todo) else None
+            result = _run_one(predictor, name, future, keep_faces=report is not None)
+            budget.record(result.n_frames if result.reason is None else 0)
+            for stage, s in result.seconds.items():
+                totals[stage] += s
+            if result.reason:
+                log.warning("fallback %s -> %.3f: %s", name, result.label, result.reason)
+            writer.add(name, result.label, result.reason)
+            if report is not None:
+                builder.add(result)  # turns the crops into thumbnails and lets them go
+            results.append(result)
+    path = writer.close()
+    summary = Summary(path, len(names), dict(writer.reasons), totals, time.perf_counter() - t_start, predictor.weights.describe(), results)
+    if report is not None:
+        summary.report_path = builder.write(report, summary)
+        log.info("report: %s", summary.report_path)
+    return summary
+
+
+def _expected_videos(videos: Path, sample_submission: str | Path | None) -> tuple[Path, list[str]]:
+    """The folder to read from and the file names to score: a folder's videos (or the sample
+    submission's rows), or one video file."""
+    if videos.is_file():
+        if videos.suffix.lower() not in VIDEO_SUFFIXES:
+            raise InputError(f"not a video file: {videos} (expected one of {', '.join(VIDEO_SUFFIXES)})")
+        if sample_submission:
+            raise InputError(f"a sample submission needs a videos folder, not one file: {videos}")
+        return videos.parent, [videos.name]
+    names = read_sample_submission(sample_submission) if sample_submission else list_videos(videos)
+    if not names:
+        raise InputError(f"no videos to score: {videos} has no video files" + (f" and {sample_submission} no rows" if sample_submission else ""))
+    return videos, names
+
+
+class _InProcess:
+    """Runs the face finder in one background thread of this process: no isolation, no timeout."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self._finder = predictor.find_faces
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faces")
+
+    def submit(self, path: Path, n_frames: int, policy: str, timeout: float | None) -> Future:
+        return self._pool.submit(self._finder, path, n_frames, policy)
+
+    def __enter__(self) -> "_InProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._pool.shutdown()
+
+
+def _run_one(predictor: Predictor, name: str, future: Future | None, keep_faces: bool = False) -> VideoResult:
+    """Finish one video whose faces are being found in ``future``; any failure becomes the prior."""
+    from pebble import ProcessExpired
+
+    if future is None:
+        return VideoResult(name, predictor.prior, f"time budget: no time left for {name}")
+    try:
+        return predictor.score(name, future.result(), keep_faces)
+    except DFDError as err:
+        return VideoResult(name, predictor.prior, f"{type(err).__name__}: {err}")
+    except FutureTimeout:
+        return VideoResult(name, predictor.prior, "Timeout: decoding and face detection ran past the per-video limit")
+    except ProcessExpired as err:
+        return VideoResult(name, predictor.prior, f"WorkerCrash: the decode worker died (exit code {err.exitcode})")
+    except Exception as err:  # noqa: BLE001 - one bad video must never stop the run
+        log.exception("unexpected error on %s", name)
+        return VideoResult(name, predictor.prior, f"{type(err).__name__}: {err}")

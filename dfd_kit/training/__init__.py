@@ -1,0 +1,8 @@
+"""Training: face crops cut as inference cuts them, the classifier trained, calibrated and scored.
+
+``extract.py`` cuts the faces of every video (on Ray: ``ray_extract.py``); ``crops.py`` reads
+ready-cut crop folders; ``split.py`` splits the faces table by group; ``selfblend.py`` and
+``augment.py`` make pseudo-fakes and video-like crops; ``train.py`` (with ``dali_input.py`` on
+GPUs) trains; ``evaluate.py`` holds the metrics; ``calibrate.py`` fits what the weights' manifest
+tells inference. Training uses :mod:`dfd_kit.inference` and :mod:`dfd_kit.models`, never the reverse.
+"""
