@@ -196,7 +196,8 @@ def extract(
     """Cut the faces of every video (as inference does) into OUT, resumably; write the metadata table."""
     _setup_logging(verbose)
     from .errors import DFDError
-    from .training.extract import ExtractSettings, extract_folders
+    from .training.dispatch import extract_folders
+    from .training.extract import ExtractSettings
     settings = ExtractSettings.for_config(config, frames=frames, policy=policy, photo_side=photo_side)
     try:
         faces, videos = extract_folders(folders, out, settings, photos=photos, workers=workers, ray=ray)

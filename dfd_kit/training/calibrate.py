@@ -5,7 +5,7 @@ so a model trained on balanced batches must still be told how sure to be. Two st
 into the weights' manifest entry and applied by :class:`~dfd_kit.inference.predict.Predictor` by default:
 
 1. :func:`calibrate_weights` scores the validation crops of the training tables (with and without
-   flip test-time augmentation), fits **Platt scaling** of the logit on them (:func:`fit_platt`,
+   flip test-time augmentation), fits **Platt scaling** of the logit on them (:func:`~dfd_kit.training.evaluate.fit_platt`,
    classes weighted to equal shares, so the calibrated prior is 0.5 whatever the validation mix),
    keeps the flip setting with the lower calibrated log loss, and stores ``calibration: {a, b}``.
 2. :func:`choose_inference` runs the whole pipeline on a folder of labelled validation videos at
@@ -28,81 +28,14 @@ from ..metadata import read_metadata
 from ..models.classifier import Classifier
 from ..models.weights import read_manifest, resolve_weights, write_manifest
 from .crops import read_crop
-from .evaluate import binary_metrics
+from .evaluate import apply_platt, balanced_log_loss, binary_metrics, cell_weights, fit_platt
+from .tables import read_table
 
 log = logging.getLogger(__name__)
 
-__all__ = ["fit_platt", "cell_weights", "calibrated_log_loss", "source_log_losses", "calibrate_weights", "choose_inference"]
+__all__ = ["calibrate_weights", "choose_inference"]
 
 FRAME_COUNTS = (8, 17, 32)
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
-    return np.log(p) - np.log1p(-p)
-
-
-def fit_platt(scores: np.ndarray, labels: np.ndarray, balanced: bool = True, sample_weight: np.ndarray | None = None) -> tuple[float, float]:
-    """Platt scaling: ``a, b`` such that ``sigmoid(a * logit(score) + b)`` fits ``labels`` (1 = FAKE).
-
-    Args:
-        scores: float ``[N]`` probabilities from the model.
-        labels: ``[N]`` 0/1.
-        balanced: weight the classes to equal shares (the fitted prior is then 0.5).
-        sample_weight: float ``[N]`` weights instead (e.g. :func:`cell_weights`: every source and label alike).
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    fit = LogisticRegression(C=1e4, class_weight="balanced" if balanced and sample_weight is None else None)
-    fit.fit(_logit(scores)[:, None], np.asarray(labels).astype(int), sample_weight=sample_weight)
-    return float(fit.coef_[0, 0]), float(fit.intercept_[0])
-
-
-def cell_weights(labels: np.ndarray, sources: np.ndarray) -> np.ndarray:
-    """Weights ``[N]`` that give every (source, label) cell the same total: no source or class outweighs another."""
-    cells = pd.Series(list(zip(sources, np.asarray(labels).astype(int))))
-    counts = cells.map(cells.value_counts())
-    return (len(cells) / (cells.nunique() * counts)).to_numpy(np.float64)
-
-
-def source_log_losses(scores: np.ndarray, labels: np.ndarray, sources: np.ndarray) -> dict[str, dict[str, float]]:
-    """Per source, the class-balanced log loss and AUC after one Platt fit over all sources (:func:`cell_weights`).
-
-    Args:
-        scores: float ``[N]`` video P(FAKE); labels: ``[N]`` 0/1; sources: ``[N]`` source names.
-
-    Returns:
-        ``{source: {"log_loss", "auc", "videos"}}`` for the sources with both labels (the others
-        cannot be told apart from a constant); empty when none has both.
-    """
-    labels, sources = np.asarray(labels).astype(int), np.asarray(sources)
-    both = [s for s in sorted(set(sources)) if len(set(labels[sources == s])) == 2]
-    if not both:
-        return {}
-    keep = np.isin(sources, both)
-    ab = fit_platt(scores[keep], labels[keep], sample_weight=cell_weights(labels[keep], sources[keep]))
-    p = _apply(scores, ab)
-    out = {}
-    for s in both:
-        mask = sources == s
-        out[s] = {"log_loss": _balanced_log_loss(labels[mask], p[mask]), "auc": binary_metrics(labels[mask], p[mask])["auc"], "videos": int(mask.sum())}
-    return out
-
-
-def _apply(scores: np.ndarray, ab: tuple[float, float]) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-(ab[0] * _logit(scores) + ab[1])))
-
-
-def calibrated_log_loss(scores: np.ndarray, labels: np.ndarray) -> float:
-    """The class-balanced log loss of ``scores`` after Platt scaling fitted on them (both classes needed)."""
-    return _balanced_log_loss(np.asarray(labels).astype(int), _apply(scores, fit_platt(scores, labels)))
-
-
-def _balanced_log_loss(labels: np.ndarray, p: np.ndarray) -> float:
-    from sklearn.metrics import log_loss
-    from sklearn.utils.class_weight import compute_sample_weight
-
-    return float(log_loss(labels, np.clip(p, 1e-7, 1 - 1e-7), sample_weight=compute_sample_weight("balanced", labels), labels=[0, 1]))
 
 
 def _update_entry(path: Path, **fields) -> None:
@@ -112,8 +45,6 @@ def _update_entry(path: Path, **fields) -> None:
 
 
 def _val_crops(tables: list[str | Path], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from .train import read_table
-
     table = read_table(*tables)
     val = table[table["split"] == "val"]
     crops = np.stack([read_crop(path, size) for path in val["path"]])
@@ -131,7 +62,7 @@ def calibrate_weights(weights: str | Path, tables: list[str | Path], backend: st
         tables: the split faces tables the weights were trained on (their ``val`` rows are used).
         backend: classifier runtime for scoring.
         balance: ``"label"`` weights the two classes to equal shares; ``"source"`` weights every
-            (source, label) cell alike (:func:`cell_weights`; a source is a table's ``folder``), so
+            (source, label) cell alike (:func:`~dfd_kit.training.evaluate.cell_weights`; a source is a table's ``folder``), so
             a large source does not set the calibration of the small ones, and the flip setting is
             chosen by the mean of the per-source balanced log losses.
 
@@ -147,18 +78,18 @@ def calibrate_weights(weights: str | Path, tables: list[str | Path], backend: st
     for flip in (False, True):
         raw = Classifier(info.config, info.path, backend=backend, flip=flip).predict(crops)
         ab = fit_platt(raw, labels, sample_weight=weight)
-        calibrated = _apply(raw, ab)
+        calibrated = apply_platt(raw, ab)
         per_folder = {}
         for f in sorted(set(folders)):
             mask = folders == f
             per_folder[f] = {**binary_metrics(labels[mask], calibrated[mask]), "crops": int(mask.sum())}
             if len(set(labels[mask])) == 2:
-                per_folder[f]["balanced_log_loss"] = _balanced_log_loss(labels[mask], calibrated[mask])
+                per_folder[f]["balanced_log_loss"] = balanced_log_loss(labels[mask], calibrated[mask])
         by_source = [m["balanced_log_loss"] for m in per_folder.values() if "balanced_log_loss" in m]
         results[flip] = {
             "a": ab[0], "b": ab[1], "flip": flip, "balance": balance,
-            "balanced_log_loss_before": _balanced_log_loss(labels, raw),
-            "balanced_log_loss": _balanced_log_loss(labels, calibrated),
+            "balanced_log_loss_before": balanced_log_loss(labels, raw),
+            "balanced_log_loss": balanced_log_loss(labels, calibrated),
             "mean_source_log_loss": float(np.mean(by_source)) if by_source else None,
             "per_folder": per_folder,
         }  # fmt: skip

@@ -55,7 +55,7 @@ def distributed_dataset(strategy, table, size: int, batch_size: int, seed: int =
 
     Args:
         strategy: the ``tf.distribute`` strategy (one GPU per replica).
-        table: rows with an absolute ``path`` (:func:`dfd_kit.training.train.read_table`) and ``label`` (``"REAL"``/``"FAKE"``).
+        table: rows with an absolute ``path`` (:func:`dfd_kit.training.tables.read_table`) and ``label`` (``"REAL"``/``"FAKE"``).
         size: model input side in pixels.
         batch_size: global batch size (split evenly over the replicas).
         seed: DALI's random seed (offset per replica).

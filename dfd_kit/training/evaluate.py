@@ -3,6 +3,10 @@
 :func:`evaluate` joins ``submission.csv`` (``filename,label`` with label = P(FAKE)) with a DFDC
 ``metadata.json`` (``label`` REAL/FAKE per file name), computes the metrics with scikit-learn and, if
 asked, draws the ROC curve and the score histogram per label with matplotlib.
+
+The metrics that training selects by and calibration fits live here too: Platt scaling of the logit
+(:func:`fit_platt`, :func:`apply_platt`), the class-balanced log loss after it
+(:func:`calibrated_log_loss`) and per source (:func:`source_log_losses`, :func:`cell_weights`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ from ..metadata import read_metadata
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Evaluation", "binary_metrics", "read_labels", "join", "evaluate", "by_source", "plot"]
+__all__ = [
+    "Evaluation", "binary_metrics", "fit_platt", "cell_weights", "source_log_losses", "apply_platt", "calibrated_log_loss",
+    "balanced_log_loss", "read_labels", "join", "evaluate", "by_source", "plot",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,77 @@ def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         "auc": float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan"),
         "accuracy": float(accuracy_score(y, p >= 0.5)),
     }
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p) - np.log1p(-p)
+
+
+def fit_platt(scores: np.ndarray, labels: np.ndarray, balanced: bool = True, sample_weight: np.ndarray | None = None) -> tuple[float, float]:
+    """Platt scaling: ``a, b`` such that ``sigmoid(a * logit(score) + b)`` fits ``labels`` (1 = FAKE).
+
+    Args:
+        scores: float ``[N]`` probabilities from the model.
+        labels: ``[N]`` 0/1.
+        balanced: weight the classes to equal shares (the fitted prior is then 0.5).
+        sample_weight: float ``[N]`` weights instead (e.g. :func:`cell_weights`: every source and label alike).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    fit = LogisticRegression(C=1e4, class_weight="balanced" if balanced and sample_weight is None else None)
+    fit.fit(_logit(scores)[:, None], np.asarray(labels).astype(int), sample_weight=sample_weight)
+    return float(fit.coef_[0, 0]), float(fit.intercept_[0])
+
+
+def cell_weights(labels: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """Weights ``[N]`` that give every (source, label) cell the same total: no source or class outweighs another."""
+    cells = pd.Series(list(zip(sources, np.asarray(labels).astype(int))))
+    counts = cells.map(cells.value_counts())
+    return (len(cells) / (cells.nunique() * counts)).to_numpy(np.float64)
+
+
+def source_log_losses(scores: np.ndarray, labels: np.ndarray, sources: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per source, the class-balanced log loss and AUC after one Platt fit over all sources (:func:`cell_weights`).
+
+    Args:
+        scores: float ``[N]`` video P(FAKE); labels: ``[N]`` 0/1; sources: ``[N]`` source names.
+
+    Returns:
+        ``{source: {"log_loss", "auc", "videos"}}`` for the sources with both labels (the others
+        cannot be told apart from a constant); empty when none has both.
+    """
+    labels, sources = np.asarray(labels).astype(int), np.asarray(sources)
+    both = [s for s in sorted(set(sources)) if len(set(labels[sources == s])) == 2]
+    if not both:
+        return {}
+    keep = np.isin(sources, both)
+    ab = fit_platt(scores[keep], labels[keep], sample_weight=cell_weights(labels[keep], sources[keep]))
+    p = apply_platt(scores, ab)
+    out = {}
+    for s in both:
+        mask = sources == s
+        out[s] = {"log_loss": balanced_log_loss(labels[mask], p[mask]), "auc": binary_metrics(labels[mask], p[mask])["auc"], "videos": int(mask.sum())}
+    return out
+
+
+def apply_platt(scores: np.ndarray, ab: tuple[float, float]) -> np.ndarray:
+    """``sigmoid(a * logit(scores) + b)`` for the ``ab = (a, b)`` of :func:`fit_platt`."""
+    return 1.0 / (1.0 + np.exp(-(ab[0] * _logit(scores) + ab[1])))
+
+
+def calibrated_log_loss(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The class-balanced log loss of ``scores`` after Platt scaling fitted on them (both classes needed)."""
+    return balanced_log_loss(np.asarray(labels).astype(int), apply_platt(scores, fit_platt(scores, labels)))
+
+
+def balanced_log_loss(labels: np.ndarray, p: np.ndarray) -> float:
+    """The log loss of the probabilities ``p`` with the two classes of ``labels`` (0/1) weighted to equal shares."""
+    from sklearn.metrics import log_loss
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    return float(log_loss(labels, np.clip(p, 1e-7, 1 - 1e-7), sample_weight=compute_sample_weight("balanced", labels), labels=[0, 1]))
+
 
 
 def read_labels(metadata: str | Path) -> pd.Series:

@@ -1,6 +1,6 @@
 """Training data: face crops of every video of DFDC folders, cut exactly as inference cuts them.
 
-For each video, :func:`extract_folders` runs the inference stages unchanged, built by the same
+For each video, :func:`extract_one` runs the inference stages unchanged, built by the same
 :class:`~dfd_kit.inference.predict.FaceFinder` — :class:`~dfd_kit.inference.decode.Sampling` → decoder →
 :class:`~dfd_kit.inference.faces.FaceSampler` — and writes each crop as a JPEG of one size (the model config's input size) plus one metadata row.
 Still photos (a folder of face images, all REAL) go through the same path as one-frame videos
@@ -10,31 +10,28 @@ Layout of ``out_dir``::
 
     crops/<folder>/<video>/<frame:05d>_<face>.jpg   uint8 RGB, S x S, JPEG quality 95
     parts/<folder>/<video>.json                      one video's rows (the done-marker)
-    faces.parquet                                    one row per face (:data:`FACE_COLUMNS`)
+    faces.parquet                                    one row per face (:data:`~dfd_kit.training.tables.FACE_COLUMNS`)
     videos.parquet                                   one row per video, failures included
 
 Resumable: every file is written to a ``.partial`` name and renamed into place, and a video's
 ``parts/*.json`` is written last, so a video counts as done only when all its crops are on disk; a
 re-run skips done videos and redoes the rest. A video that fails (no face, undecodable) gets a part
-with ``status`` and ``error`` and no face rows: recorded, never fatal. Videos run in a process pool
-(``workers`` processes, one torch thread each) so both cores of a small machine work.
+with ``status`` and ``error`` and no face rows: recorded, never fatal. :mod:`dfd_kit.training.dispatch`
+runs the videos and :func:`merge_parts` merges their parts into the two tables.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..atomic import PARTIAL, write_atomic
+from ..atomic import write_atomic
 from ..errors import DFDError, InputError
 from ..inference.decode import Frames, Sampling
 from ..inference.faces import square_box
@@ -42,29 +39,23 @@ from ..inference.predict import FaceFinder
 from ..inference.submission import list_videos
 from ..metadata import read_metadata
 from ..models.registry import ModelConfig, get_config
+from .tables import FACE_COLUMNS
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "ExtractSettings",
     "Task",
-    "FACE_COLUMNS",
     "PHOTO_SUFFIXES",
     "read_photo",
     "folder_tasks",
     "photo_tasks",
     "extract_one",
-    "extract",
-    "extract_folders",
     "merge_parts",
     "part_path",
 ]
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
-FACE_COLUMNS = [
-    "video", "folder", "frame", "face", "x1", "y1", "x2", "y2", "crop_x1", "crop_y1", "crop_x2", "crop_y2",
-    "prob", "label", "original", "path",
-]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -190,18 +181,6 @@ def part_path(out_dir: Path, task: Task) -> Path:
     return out_dir / "parts" / task.folder / f"{task.video}.json"
 
 
-_WORKER: dict = {}
-
-
-def _init_worker(settings: ExtractSettings, torch_threads: int) -> None:
-    """Process-pool initializer: one decoder and one face sampler per worker process."""
-    import torch
-
-    torch.set_num_threads(torch_threads)
-    _WORKER["finder"] = settings.finder()
-    _WORKER["settings"] = settings
-
-
 def extract_one(task: Task, out_dir: Path, settings: ExtractSettings, finder: FaceFinder | None = None) -> dict:
     """Extract one video's faces; write its crops and its part; return the part.
 
@@ -264,86 +243,11 @@ def _finish_part(out_dir: Path, task: Task, part: dict) -> dict:
     return part
 
 
-def _run_task(task: Task, out_dir: Path) -> dict:
-    """Worker entry point: :func:`extract_one` with the worker's stage objects."""
-    return extract_one(task, out_dir, _WORKER["settings"], _WORKER["finder"])
-
-
-def extract(
-    tasks: list[Task], out_dir: str | Path, settings: ExtractSettings, workers: int = 2, progress: bool = True, ray: str | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Extract every task not done yet, then merge all parts of their folders into the two tables.
-
-    Args:
-        tasks: videos or photos (see :func:`folder_tasks`, :func:`photo_tasks`).
-        out_dir: the extraction folder (created if needed).
-        settings: sampling and crop settings.
-        workers: processes (each with one torch thread); ``0`` runs in this process.
-        progress: show a tqdm progress bar.
-        ray: a Ray cluster address, or ``"local"``: run the videos as Ray tasks instead
-            (:mod:`dfd_kit.training.ray_extract`); same files, same tables.
-
-    Returns:
-        ``(faces, videos)``: the tables written to ``faces.parquet`` and ``videos.parquet``.
-    """
-    from tqdm.auto import tqdm
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.rglob(f"*{PARTIAL}"):
-        stale.unlink()
-    todo = [t for t in tasks if not part_path(out_dir, t).is_file()]
-    log.info("extract: %d of %d videos to do (%d already done)", len(todo), len(tasks), len(tasks) - len(todo))
-    bar = tqdm(total=len(todo), desc="extract", unit="video", disable=not progress)
-    if ray is not None and todo:
-        from .ray_extract import run_on_ray
-
-        def on_part(part: dict) -> None:
-            _log_part(part)
-            bar.update()
-
-        run_on_ray(todo, out_dir, settings, ray, on_part=on_part)
-    elif workers <= 0:
-        finder = settings.finder()
-        for task in todo:
-            _log_part(extract_one(task, out_dir, settings, finder))
-            bar.update()
-    elif todo:
-        torch_threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(settings, torch_threads)) as pool:
-            for future in as_completed([pool.submit(_run_task, t, out_dir) for t in todo]):
-                _log_part(future.result())
-                bar.update()
-    bar.close()
-    return merge_parts(out_dir, sorted({t.folder for t in tasks}))
-
-
-def _log_part(part: dict) -> None:
-    if part["status"] != "ok":
-        log.warning("%s/%s failed: %s", part["folder"], part["video"], part["error"])
-
-
-def extract_folders(
-    folders: list[str | Path],
-    out_dir: str | Path,
-    settings: ExtractSettings,
-    photos: bool = False,
-    workers: int = 2,
-    progress: bool = True,
-    ray: str | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`extract` over DFDC folders (or, with ``photos=True``, folders of real face photos)."""
-    if len({Path(f).name for f in folders}) != len(folders):
-        raise InputError("folders must have distinct names: the name is the 'folder' column")
-    make = photo_tasks if photos else folder_tasks
-    return extract([t for f in folders for t in make(f)], out_dir, settings, workers, progress, ray)
-
-
 def merge_parts(out_dir: str | Path, folders: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Merge the parts of ``folders`` (default: all) into ``faces.parquet`` and ``videos.parquet``.
 
     Returns:
-        ``faces`` with :data:`FACE_COLUMNS` (``x1..y2`` float32 detector box and ``crop_*`` int square
+        ``faces`` with :data:`~dfd_kit.training.tables.FACE_COLUMNS` (``x1..y2`` float32 detector box and ``crop_*`` int square
         crop window, both in the frame's full-resolution pixels; ``path`` relative to ``out_dir``), and
         ``videos``: ``video, folder, label, original, status, error, n_frames, n_faces``.
     """

@@ -2,7 +2,7 @@
 
 Each task builds a decoder and a face sampler once and runs :func:`dfd_kit.training.extract.extract_one` on
 its videos, which writes the crops and the per-video part files exactly as the local path does. The
-driver only collects the parts; :func:`dfd_kit.training.extract.extract` then merges them into one table.
+driver only collects the parts; :func:`dfd_kit.training.dispatch.extract` then merges them into one table.
 ``out_dir`` must be on storage that every node sees (NFS, a mounted bucket) for a real cluster.
 
 Tasks ask Ray for a fraction of a GPU when the cluster has GPUs (decoding with DALI and MTCNN on
@@ -15,6 +15,8 @@ import logging
 import os
 from pathlib import Path
 
+from .extract import extract_one
+
 log = logging.getLogger(__name__)
 
 __all__ = ["run_on_ray"]
@@ -22,8 +24,6 @@ __all__ = ["run_on_ray"]
 
 def _extract_group(tasks: list, out_dir: Path, settings, device: str, torch_threads: int) -> list[dict]:
     import torch
-
-    from .extract import extract_one
 
     torch.set_num_threads(torch_threads)
     finder = settings.finder(device)

@@ -20,7 +20,7 @@ The run, top to bottom (:func:`train`)::
   hand); ``"mix"`` draws a fake from either, a share ``sbi_fraction`` of them self-blended.
 - **Model selection** is by video-level validation log loss: the scores of a video's faces are
   averaged and clipped as inference does (:func:`dfd_kit.inference.aggregate.aggregate`), then scored with
-  scikit-learn; per source as well (:func:`dfd_kit.training.calibrate.source_log_losses`), so that
+  scikit-learn; per source as well (:func:`dfd_kit.training.evaluate.source_log_losses`), so that
   ``select="source_log_loss"`` (the mean over sources) or ``"worst_source_log_loss"`` trades no
   source for another. The best epoch is saved with :func:`dfd_kit.models.weights.save_weights` (fp16,
   manifest). Training stops after ``patience`` epochs without improvement.
@@ -59,9 +59,9 @@ from ..inference.aggregate import aggregate
 from ..models.classifier import INITS, build_classifier, load_weights, preprocess_for
 from ..models.registry import ModelConfig, get_config
 from ..models.weights import save_weights
-from .calibrate import calibrated_log_loss, source_log_losses
-from .evaluate import binary_metrics
+from .evaluate import binary_metrics, calibrated_log_loss, source_log_losses
 from .selfblend import box_in_crop, self_blend_seeded
+from .tables import read_table
 
 import_tensorflow()  # torch and torchvision before TensorFlow, TensorFlow before Keras
 import keras  # noqa: E402
@@ -72,7 +72,6 @@ __all__ = [
     "TrainSettings",
     "SBI_MODES",
     "choose_strategy",
-    "read_table",
     "crop_boxes",
     "train_dataset",
     "validation_set",
@@ -186,23 +185,6 @@ def choose_strategy():
         strategy = tf.distribute.get_strategy()
     log.info("strategy: %s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync)
     return strategy
-
-
-def read_table(*paths: str | Path) -> pd.DataFrame:
-    """One or more split faces tables, concatenated, with every ``path`` made absolute.
-
-    A table's relative ``path`` entries are relative to the table's folder (as :mod:`dfd_kit.training.extract`
-    writes them); absolute ones (:mod:`dfd_kit.training.crops`) are kept.
-    """
-    parts = []
-    for path in map(Path, paths):
-        table = pd.read_parquet(path)
-        missing = {"split", "label", "path", "folder", "video"} - set(table.columns)
-        if missing:
-            raise ValueError(f"{path} lacks columns {sorted(missing)}: run extraction, then split")
-        root = path.resolve().parent
-        parts.append(table.assign(path=[str(root / p) for p in table["path"]]))
-    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def crop_boxes(table: pd.DataFrame, size: int) -> np.ndarray:
@@ -366,10 +348,10 @@ def video_metrics(scores: np.ndarray, labels: np.ndarray, videos: np.ndarray, cl
     Returns:
         ``{"video_log_loss", "video_auc", "video_accuracy", "video_calibrated_log_loss", "videos"}``
         (AUC is NaN with one class). ``video_calibrated_log_loss`` is the class-balanced log loss
-        after Platt scaling fitted on these videos (:func:`dfd_kit.training.calibrate.fit_platt`), what the
+        after Platt scaling fitted on these videos (:func:`dfd_kit.training.evaluate.fit_platt`), what the
         weights score once ``dfd calibrate`` has run: unlike the raw log loss, it does not move with
         the validation set's class mix or with an offset that calibration removes. With
-        ``sources``: ``per_source`` (:func:`dfd_kit.training.calibrate.source_log_losses`: one Platt fit with
+        ``sources``: ``per_source`` (:func:`dfd_kit.training.evaluate.source_log_losses`: one Platt fit with
         every source and label weighted alike, then each source's class-balanced log loss and AUC;
         :data:`SBI_SOURCE` and one-label sources left out), and their mean and largest log loss as
         ``video_source_log_loss`` and ``video_worst_source_log_loss``.

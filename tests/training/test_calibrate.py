@@ -10,11 +10,12 @@ import pytest
 from configs import LITE_96
 from dfdc_folder import blended_face, make_dfdc_folder
 
-from dfd_kit.training.calibrate import calibrate_weights, choose_inference, fit_platt
+from dfd_kit.training.calibrate import calibrate_weights, choose_inference
 from dfd_kit.training.crops import DFDC_FACE_BOX, import_crops, score_crops
 from dfd_kit.models import Classifier, build_classifier
 from dfd_kit.inference.predict import Predictor
 from dfd_kit.models.weights import resolve_weights, save_weights
+from dfd_kit.training.evaluate import fit_platt
 
 pytestmark = pytest.mark.slow
 
@@ -116,7 +117,7 @@ def test_model_selection_metric_ignores_an_offset_that_calibration_removes():
 
 
 def test_cell_weights_give_every_source_and_label_the_same_total():
-    from dfd_kit.training.calibrate import cell_weights
+    from dfd_kit.training.evaluate import cell_weights
 
     labels = np.array([0] * 90 + [1] * 10 + [0] * 3 + [1] * 7)
     sources = np.array(["dfdc"] * 100 + ["ffpp"] * 10)

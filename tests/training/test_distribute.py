@@ -12,7 +12,8 @@ import textwrap
 import pytest
 from dfdc_folder import make_dfdc_folder
 
-from dfd_kit.training.extract import ExtractSettings, extract_folders
+from dfd_kit.training.dispatch import extract_folders
+from dfd_kit.training.extract import ExtractSettings
 from dfd_kit.training.split import split_file
 
 SCRIPT = textwrap.dedent(

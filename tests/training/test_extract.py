@@ -17,7 +17,9 @@ from dfdc_folder import make_dfdc_folder
 
 import dfd_kit
 from dfd_kit.inference.decode import Sampling, make_decoder
-from dfd_kit.training.extract import FACE_COLUMNS, ExtractSettings, extract, extract_folders, folder_tasks, photo_tasks, read_photo
+from dfd_kit.training.dispatch import extract, extract_folders
+from dfd_kit.training.extract import ExtractSettings, folder_tasks, photo_tasks, read_photo
+from dfd_kit.training.tables import FACE_COLUMNS
 from dfd_kit.inference.faces import FaceSampler
 from dfd_kit.inference.sampling import sample_indices
 

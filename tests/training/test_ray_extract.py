@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from dfdc_folder import make_dfdc_folder
 
-from dfd_kit.training.extract import ExtractSettings, extract_folders
+from dfd_kit.training.dispatch import extract_folders
+from dfd_kit.training.extract import ExtractSettings
 
 pytest.importorskip("ray")
 

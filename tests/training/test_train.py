@@ -17,14 +17,14 @@ from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
 from dfd_kit.inference.aggregate import aggregate
 from dfd_kit.device import import_tensorflow
-from dfd_kit.training.extract import ExtractSettings, extract_folders
+from dfd_kit.training.dispatch import extract_folders
+from dfd_kit.training.extract import ExtractSettings
 from dfd_kit.models import Classifier
 from dfd_kit.training.split import split_file
 from dfd_kit.training.train import (
     TrainSettings,
     VideoCheckpoint,
     choose_strategy,
-    read_table,
     source_shares,
     train,
     train_dataset,
@@ -32,6 +32,7 @@ from dfd_kit.training.train import (
     video_metrics,
 )
 from dfd_kit.training.evaluate import evaluate
+from dfd_kit.training.tables import read_table
 from dfd_kit.inference.predict import predict_folder
 from dfd_kit.models.weights import resolve_weights
 
