@@ -2,12 +2,13 @@
 
 One folder per part of the work; imports run down this list, never up::
 
-    cli.py, __main__.py, demo.py     the command line and the demo folder
-    kaggle/                          the offline Kaggle bundle, the notebooks' helpers
-    training/                        face crops, training, calibration, metrics
-    inference/                       video → row: sampling → decode → faces → scores → P(FAKE) → submission
-    models/                          model configs, backbones, the classifier, weights, ONNX, Grad-CAM
-    errors, atomic, device, console, metadata, synth      the floor every part may use
+    cli.py, __main__.py                        the command line
+    kaggle/                                    the offline Kaggle bundle, the notebooks' helpers
+    training/                                  face crops, training, calibration, metrics
+    inference/                                 video → row: sampling → decode → faces → scores → P(FAKE) → submission
+    models/                                    model configs, backbones, the classifier, weights, ONNX, Grad-CAM
+    errors, atomic, device, console, metadata  the floor every part may use
+    demo.py, synth.py                          the demo folder and synthetic clips (``dfd demo``, tests, bench/)
 
 The names of :data:`__all__` are the public API: each is imported from its module on first use, so
 ``import dfd_kit`` loads no framework. Heavy frameworks (torch, TensorFlow) are imported only by the
