@@ -250,7 +250,7 @@ def train_dataset(table: pd.DataFrame, size: int, settings: TrainSettings):
     """The training stream: balanced REAL/FAKE, pseudo-fakes on the fly, augmented, batched.
 
     Args:
-        table: training rows (``label`` REAL/FAKE, absolute ``path``, boxes: :func:`read_table`).
+        table: training rows (``label`` REAL/FAKE, absolute ``path``, boxes: :func:`~dfd_kit.training.tables.read_table`).
         size: model input size in pixels.
         settings: batch size, pseudo-fake mode and seed.
 
