@@ -27,7 +27,7 @@ def predict(
     videos_dir: Path = typer.Argument(..., help="Folder of .mp4 videos, or one video file."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Submission CSV to write [default: submission.csv, and print the results]."),
     sample_submission: Optional[Path] = typer.Option(None, help="Write exactly these rows, in this order."),
-    weights: Optional[str] = typer.Option(None, help="Weights file (default: the bundled weights)."),
+    weights: Optional[str] = typer.Option(None, help="Weights file, or several joined by commas (an ensemble) [default: the bundled default]."),
     config: Optional[str] = typer.Option(None, help="Model config, for weights outside a manifest."),
     frames: Optional[int] = typer.Option(None, help="Frames sampled per video [default: the weights' choice on validation videos, else 17]."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
@@ -249,7 +249,7 @@ def import_crops(
 def score_crops(
     folder: Path = typer.Argument(..., help="A crop folder with labels.csv (file,video,label): one face per video."),
     out: Path = typer.Option(Path("submission.csv"), "--out", "-o", help="filename,label CSV to write."),
-    weights: Optional[str] = typer.Option(None, help="Weights file (default: the bundled weights)."),
+    weights: Optional[str] = typer.Option(None, help="Weights file, or several joined by commas (an ensemble) [default: the bundled default]."),
     face_box: Optional[str] = typer.Option(None, help="Re-cut the crops to the weights' framing around this box: dfdc | ffpp | cx,cy,w,h; default: use them whole."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -312,17 +312,30 @@ def train(
 
 @app.command()
 def calibrate(
-    weights: Path = typer.Argument(..., help="Trained .weights.h5 (in a folder with its manifest.json)."),
-    table: list[Path] = typer.Option(..., "--table", help="Training tables whose `val` rows fit the calibration (repeat for several)."),
-    videos: Optional[Path] = typer.Option(None, help="Labelled validation videos (DFDC folder) to choose the frame count and rule on."),
+    weights: str = typer.Argument(..., help="Trained .weights.h5 (in a folder with its manifest.json); several joined by commas: an ensemble of calibrated members."),
+    table: list[Path] = typer.Option([], "--table", help="Training tables whose `val` rows fit the calibration, or an ensemble's member weights (repeat for several)."),
+    videos: Optional[Path] = typer.Option(None, help="Labelled validation videos (DFDC folder) to choose the frame count and rule on (an ensemble: also how it combines)."),
     balance: str = typer.Option("label", help="label: the two classes weigh alike | source: every (source, label) cell weighs alike."),
     device: str = typer.Option("auto", help="auto | cpu | cuda (for --videos)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Fit Platt scaling (and flip TTA) on validation crops, then the frame count and rule on validation videos."""
-    _setup_logging(verbose)
-    from .training.calibrate import calibrate_weights, choose_inference
+    """Fit Platt scaling (and flip TTA) on validation crops, then the frame count and rule on validation videos.
 
+    With several weights (A,B): choose how the calibrated members combine, then frames and rule, on --videos.
+    """
+    _setup_logging(verbose)
+    from .training.calibrate import calibrate_ensemble, calibrate_weights, choose_inference
+
+    if "," in weights:
+        if videos is None:
+            raise typer.BadParameter("an ensemble is chosen on labelled validation videos: pass --videos", param_hint="--videos")
+        entry = calibrate_ensemble(weights, videos, tables=table, device=device)
+        typer.echo(_records_table(entry["validation"]["table"]))
+        typer.echo(f"ensemble: {entry['combine']}, member weights {entry['member_weights']}, "
+                   f"frames={entry['inference']['frames']} rule={entry['inference']['rule']}")  # fmt: skip
+        return
+    if not table:
+        raise typer.BadParameter("calibration is fitted on the validation rows of training tables: pass --table", param_hint="--table")
     fit = calibrate_weights(weights, table, balance=balance)
     typer.echo(f"calibration: a={fit['a']:.3f} b={fit['b']:.3f} flip={fit['flip']}; balanced log loss "
                f"{fit['balanced_log_loss_before']:.4f} -> {fit['balanced_log_loss']:.4f}")  # fmt: skip

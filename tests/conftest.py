@@ -82,6 +82,32 @@ def tiny_weights_dir(tiny_weights) -> Path:
 
 
 @pytest.fixture(scope="session")
+def ensemble_dir(tiny_weights, tmp_path_factory) -> Path:
+    """Two members of different input sizes and framings in one folder whose manifest's default is both:
+    ``tiny.weights.h5`` (Xception 96 px, uncalibrated) and ``lite64.weights.h5`` (EfficientNet-Lite0 64 px,
+    margin 0.1, shift 0.05, random init, with a calibration and flip in its entry)."""
+    import json
+    import shutil
+
+    import keras
+    from configs import LITE_64
+
+    from dfd_kit.models import create_model
+    from dfd_kit.models.weights import save_weights
+
+    folder = tmp_path_factory.mktemp("ensemble")
+    shutil.copy2(tiny_weights, folder / tiny_weights.name)
+    keras.utils.set_random_seed(1)
+    save_weights(create_model(LITE_64), folder / "lite64.weights.h5", LITE_64, trained=False,
+                 calibration={"a": 0.8, "b": 0.3}, inference={"frames": 4, "rule": "mean", "flip": True})  # fmt: skip
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"][tiny_weights.name] = json.loads((tiny_weights.parent / "manifest.json").read_text())["files"][tiny_weights.name]
+    manifest["default"] = [tiny_weights.name, "lite64.weights.h5"]
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return folder
+
+
+@pytest.fixture(scope="session")
 def demo_videos(tmp_path_factory) -> Path:
     """The 4-video DFDC-style demo folder (real, fake, no face, corrupt) with its sample_submission.csv."""
     from dfd_kit.demo import make_demo

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import NoFaceError
 from .decode import Frames
 
-__all__ = ["Faces", "FaceSampler", "square_box"]
+__all__ = ["Faces", "Framing", "FaceSampler", "square_box"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,17 @@ class Faces:
 
     def __len__(self) -> int:
         return len(self.crops)
+
+
+@dataclass(frozen=True)
+class Framing:
+    """How a crop is cut around a face box: output side ``image_size`` pixels, relative ``margin``,
+    vertical ``shift`` in crop sides (see :func:`square_box`). Each model config has one; members of
+    an ensemble may differ, and each gets crops of its own from the same boxes."""
+
+    image_size: int
+    margin: float
+    shift: float = 0.0
 
 
 def square_box(box: np.ndarray, margin: float, height: int, width: int, shift: float = 0.0) -> tuple[int, int, int, int]:
@@ -185,24 +196,32 @@ class FaceSampler:
             kept.append(b[np.argsort(-b[:, 4], kind="stable")][: self.max_faces])
         return kept
 
-    def crop(self, frames: np.ndarray, boxes: list[np.ndarray]) -> Faces:
-        """Cut a square, margin-widened crop around every box and resize it to ``image_size``.
+    @property
+    def framing(self) -> Framing:
+        """This sampler's own framing (``image_size``, ``margin``, ``shift``)."""
+        return Framing(self.image_size, self.margin, self.shift)
+
+    def crop(self, frames: np.ndarray, boxes: list[np.ndarray], framing: Framing | None = None) -> Faces:
+        """Cut a square, margin-widened crop around every box and resize it to the framing's size.
 
         Args:
             frames: uint8 ``[T, H, W, 3]`` RGB.
             boxes: ``T`` arrays ``[n_t, 5]`` from :meth:`detect` / :meth:`select`.
+            framing: size, margin and shift of the crops (default: :attr:`framing`); the same boxes
+                cut at several framings give every member of an ensemble its own crops.
 
         Returns:
-            :class:`Faces` with ``K = sum(n_t)`` crops (``K`` may be 0).
+            :class:`Faces` with ``K = sum(n_t)`` crops ``[K, S, S, 3]`` (``K`` may be 0).
         """
         import cv2
 
+        framing = framing or self.framing
         h, w = frames.shape[1:3]
-        s = self.image_size
+        s = framing.image_size
         crops, frame_of, kept = [], [], []
         for t, frame_boxes in enumerate(boxes):
             for box in frame_boxes:
-                x1, y1, x2, y2 = square_box(box, self.margin, h, w, self.shift)
+                x1, y1, x2, y2 = square_box(box, framing.margin, h, w, framing.shift)
                 patch = frames[t, y1:y2, x1:x2]
                 interp = cv2.INTER_AREA if patch.shape[0] > s else cv2.INTER_CUBIC
                 crops.append(cv2.resize(patch, (s, s), interpolation=interp))

@@ -4,9 +4,13 @@ One video (:meth:`Predictor.predict_video` = :class:`FaceFinder` then :meth:`Pre
 
     frames = decoder.read(path, Sampling(n_frames))      # uint8 [T, H, W, 3] RGB      (decode.py)
     boxes  = sampler.select(sampler.detect(frames))       # [T] x float32 [n_t, 5]      (faces.py)
-    faces  = sampler.crop(frames, boxes)                  # uint8 [K, S, S, 3] crops
-    scores = classifier.predict(faces.crops)              # float32 [K], P(FAKE)        (models.py)
+    crops  = [sampler.crop(frames, boxes, f).crops for f in framings]   # per framing: uint8 [K, S, S, 3]
+    scores = ensemble.predict(crops per member)           # float32 [K], P(FAKE)        (models/ensemble.py)
     label  = aggregate(scores, rule, clip)                # float in [clip]             (aggregate.py)
+
+One classifier is an ensemble of one member; with several (``weights=[a, b]``), each video is still
+decoded once and its faces found once, and every member gets crops cut from the same boxes at its
+own config's size and framing.
 
 A folder (:func:`predict_folder`), or one video file: one row per expected video, always. Decoding and face detection
 of video k+1 run in a worker process (:mod:`dfd_kit.inference.worker`) while video k is classified; a video
@@ -34,14 +38,15 @@ import numpy as np
 
 from ..device import resolve_device
 from ..errors import DFDError, InputError, NoFaceError
-from ..models.classifier import PRECISIONS, Classifier
+from ..models.classifier import PRECISIONS
+from ..models.ensemble import Ensemble
 from ..models.onnx_backend import available as onnx_available
 from ..models.registry import ModelConfig
-from ..models.weights import resolve_weights
+from ..models.weights import ensemble_entry, resolve_members
 from .aggregate import aggregate
 from .budget import TimeBudget
 from .decode import Sampling, make_decoder
-from .faces import Faces, FaceSampler
+from .faces import Faces, FaceSampler, Framing
 from .submission import VIDEO_SUFFIXES, SubmissionWriter, list_videos, read_sample_submission
 
 log = logging.getLogger(__name__)
@@ -70,13 +75,19 @@ class FoundFaces:
     """The torch half of a video's path: its face crops and what it cost.
 
     ``frame_numbers``: int64 ``[T]``, the video frame number of each sampled frame (``None`` when the
-    finder does not say).
+    finder does not say). ``extra_crops``: the same faces cut at the finder's further framings, one
+    uint8 ``[K, S, S, 3]`` array each (:meth:`crops_at`).
     """
 
     faces: Faces
     n_frames: int
     seconds: dict[str, float]
     frame_numbers: np.ndarray | None = None
+    extra_crops: tuple[np.ndarray, ...] = ()
+
+    def crops_at(self, framing: int) -> np.ndarray:
+        """The crops cut at the finder's framing number ``framing`` (0: its own, ``faces.crops``)."""
+        return self.faces.crops if framing == 0 else self.extra_crops[framing - 1]
 
 
 class FaceFinder:
@@ -88,11 +99,14 @@ class FaceFinder:
         image_size, margin, shift: crop size, relative margin and vertical shift (from the model config).
         detect_scale: downscale factor for face detection.
         decoder: force one decoder (``"opencv"``, ``"pyav"``, ``"dali"``), no fallback.
+        extra_framings: further framings to cut the same faces at (the other members of an ensemble).
     """
 
-    def __init__(self, device: str, image_size: int, margin: float, detect_scale: float = 0.5, decoder: str | None = None, shift: float = 0.0) -> None:
+    def __init__(self, device: str, image_size: int, margin: float, detect_scale: float = 0.5, decoder: str | None = None, shift: float = 0.0,
+                 extra_framings: tuple[Framing, ...] = ()) -> None:  # fmt: skip
         self.decoder = make_decoder(device, decoder)
         self.face_sampler = FaceSampler(image_size=image_size, margin=margin, shift=shift, scale=detect_scale, device=device)
+        self.extra_framings = tuple(extra_framings)
 
     def __call__(self, path: str | Path, n_frames: int, policy: str = "even") -> FoundFaces:
         """Faces of one video. Raises :class:`~dfd_kit.errors.DecodeError` or :class:`~dfd_kit.errors.NoFaceError`."""
@@ -103,10 +117,11 @@ class FaceFinder:
         boxes = sampler.select(sampler.detect(frames.frames))
         t2 = time.perf_counter()
         faces = sampler.crop(frames.frames, boxes)
+        extra = tuple(sampler.crop(frames.frames, boxes, framing).crops for framing in self.extra_framings)
         t3 = time.perf_counter()
         if not len(faces):
             raise NoFaceError(f"no face with prob >= {sampler.min_prob} in {len(frames)} frames")
-        return FoundFaces(faces, len(frames), {"decode": t1 - t0, "detect": t2 - t1, "crop": t3 - t2}, frames.indices)
+        return FoundFaces(faces, len(frames), {"decode": t1 - t0, "detect": t2 - t1, "crop": t3 - t2}, frames.indices, extra)
 
 
 @dataclass
@@ -114,14 +129,18 @@ class FaceScores:
     """Every face of one scored video, kept only for a report (a few MB per video: see ``score``).
 
     Attributes:
-        crops: uint8 ``[K, S, S, 3]`` RGB, the classifier's input.
+        crops: uint8 ``[K, S, S, 3]`` RGB, the (first member's) classifier input.
         frames: int64 ``[K]``, the video frame number each face was cut from.
-        scores: float32 ``[K]``, P(FAKE) of each face.
+        scores: float32 ``[K]``, P(FAKE) of each face (the ensemble's, when there are several members).
+        member_scores: float32 ``[M, K]``, each member's P(FAKE) of each face.
+        member_crops: one uint8 ``[K, S_m, S_m, 3]`` array per member, the crops it scored.
     """
 
     crops: np.ndarray
     frames: np.ndarray
     scores: np.ndarray
+    member_scores: np.ndarray | None = None
+    member_crops: tuple[np.ndarray, ...] = ()
 
 
 @dataclass
@@ -144,11 +163,13 @@ class Predictor:
     """Everything needed to turn one video into one probability, built once.
 
     Args:
-        weights: ``.weights.h5`` path or bundled name; ``None`` uses the bundled default.
+        weights: ``.weights.h5`` path or bundled name; several (a list, or names joined by commas)
+            make an ensemble (:class:`~dfd_kit.models.ensemble.Ensemble`); ``None`` uses the bundled
+            default (one file or a list).
         config: model config name, only needed for weights outside a manifest.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``, resolved once here.
-        frames: frames sampled per video; ``None``: what the weights' manifest chose on validation
-            videos (its ``inference`` entry), else 17.
+        frames: frames sampled per video; ``None``: what the manifest chose on validation videos
+            (the ensemble's entry, else the first member's ``inference`` entry), else 17.
         policy: frame sampling policy (see :mod:`dfd_kit.inference.sampling`).
         rule: aggregation rule (see :mod:`dfd_kit.inference.aggregate`); ``None``: the manifest's, else ``"mean"``.
         clip: bounds for the video probability.
@@ -157,14 +178,20 @@ class Predictor:
         detect_scale: downscale factor for face detection.
         decoder: force one decoder (``"opencv"``, ``"pyav"``, ``"dali"``), no fallback.
         backend: classifier runtime: ``"auto"`` (ONNX Runtime on CPU when it is installed and there
-            is a weights file to cache the conversion by, else TensorFlow), ``"tf"`` or ``"onnx"``.
+            is a weights file to cache the conversion by, else TensorFlow), ``"tf"`` or ``"onnx"``;
+            every member runs on it.
         flip: also score every face mirrored and average (test-time augmentation, 2x classifier
-            time); ``None``: the manifest's choice, else off.
+            time), for every member; ``None``: each member's manifest choice, else off.
+
+    Attributes:
+        members: each member's :class:`~dfd_kit.models.weights.WeightsInfo`; ``weights`` is the first.
+        ensemble: the :class:`~dfd_kit.models.ensemble.Ensemble` that scores faces; ``classifier``
+            is its first member (the only one, without an ensemble).
     """
 
     def __init__(
         self,
-        weights: str | Path | None = None,
+        weights: str | Path | list | None = None,
         config: str | ModelConfig | None = None,
         device: str = "auto",
         frames: int | None = None,
@@ -179,21 +206,26 @@ class Predictor:
         flip: bool | None = None,
     ) -> None:
         self.device = resolve_device(device)
-        self.weights = resolve_weights(weights, config)
-        cfg = self.weights.config
-        chosen = {**INFERENCE_DEFAULTS, **self.weights.inference}
+        self.members = resolve_members(weights, config)
+        self.weights = self.members[0]
+        entry = ensemble_entry(self.members)
+        chosen = {**INFERENCE_DEFAULTS, **self.weights.inference, **entry.get("inference", {})}
         frames = chosen["frames"] if frames is None else frames
         rule = chosen["rule"] if rule is None else rule
-        flip = chosen["flip"] if flip is None else flip
         self.precision = default_precision(self.device) if precision == "auto" else precision
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be 'auto' or one of {PRECISIONS}, got {precision!r}")
         self.frames, self.policy, self.rule, self.clip, self.prior = frames, policy, rule, clip, prior
-        self.finder_args = dict(device=self.device, image_size=cfg.input_size, margin=cfg.margin, shift=cfg.shift, detect_scale=detect_scale, decoder=decoder)
+        framings = list(dict.fromkeys(Framing(m.config.input_size, m.config.margin, m.config.shift) for m in self.members))
+        self._framing_of = [framings.index(Framing(m.config.input_size, m.config.margin, m.config.shift)) for m in self.members]
+        first = framings[0]
+        self.finder_args = dict(device=self.device, image_size=first.image_size, margin=first.margin, shift=first.shift,
+                                detect_scale=detect_scale, decoder=decoder, extra_framings=tuple(framings[1:]))  # fmt: skip
         if backend == "auto":
-            onnx = self.device == "cpu" and self.precision == "float32" and self.weights.path is not None
+            onnx = self.device == "cpu" and self.precision == "float32" and all(m.path is not None for m in self.members)
             backend = "onnx" if onnx and onnx_available() else "tf"
-        self.classifier = Classifier.for_weights(self.weights, flip=flip, precision=self.precision, backend=backend)
+        self.ensemble = Ensemble.for_weights(self.members, entry, flip=flip, precision=self.precision, backend=backend)
+        self.classifier = self.ensemble.members[0]
 
     @cached_property
     def find_faces(self) -> FaceFinder:
@@ -206,7 +238,9 @@ class Predictor:
         With ``keep_faces`` the result holds the crops, frame numbers and face scores (:class:`FaceScores`).
         """
         t0 = time.perf_counter()
-        scores = self.classifier.predict(found.faces.crops)
+        crops = self.member_crops(found)
+        member_scores = self.ensemble.member_scores(crops)
+        scores = self.ensemble.combine_scores(member_scores)
         t1 = time.perf_counter()
         label = aggregate(scores, self.rule, self.clip)
         t2 = time.perf_counter()
@@ -214,19 +248,32 @@ class Predictor:
         kept = None
         if keep_faces:
             numbers = found.frame_numbers if found.frame_numbers is not None else np.arange(found.n_frames)
-            kept = FaceScores(found.faces.crops, np.asarray(numbers, np.int64)[found.faces.frame_of], scores)
+            kept = FaceScores(found.faces.crops, np.asarray(numbers, np.int64)[found.faces.frame_of], scores, member_scores, tuple(crops))
         return VideoResult(name, label, None, found.n_frames, len(found.faces), seconds, kept)
+
+    def member_crops(self, found: FoundFaces) -> list[np.ndarray]:
+        """Each member's crops of a video's faces: uint8 ``[K, S_m, S_m, 3]``, cut at the member's framing."""
+        return [found.crops_at(f) for f in self._framing_of]
 
     def predict_video(self, path: str | Path, n_frames: int | None = None, keep_faces: bool = False) -> VideoResult:
         """One video, end to end, in this process. Raises :class:`~dfd_kit.errors.DFDError` subclasses."""
         found = self.find_faces(path, n_frames or self.frames, self.policy)
         return self.score(Path(path).name, found, keep_faces)
 
+    def describe(self) -> str:
+        """The weights that score, for logs and summaries: one file, or every member and how they combine."""
+        if len(self.members) == 1:
+            return self.weights.describe()
+        weights = ", ".join(f"{w:.2f}" for w in self.ensemble.weights)
+        return f"ensemble of {len(self.members)} ({self.ensemble.combine}, weights {weights}): " + " + ".join(m.describe() for m in self.members)
+
     def settings(self) -> dict[str, object]:
         """What shapes the labels, for a report: weights, model config, device, runtime, frames, rule."""
         return {
-            "weights": self.weights.describe(),
+            "weights": self.describe(),
             "config": self.weights.config.to_dict(),
+            "members": [{"weights": m.describe(), "config": m.config.to_dict(), "flip": c.flip} for m, c in zip(self.members, self.ensemble.members)],
+            "combine": {"rule": self.ensemble.combine, "member_weights": [round(float(w), 4) for w in self.ensemble.weights]},
             "device": self.device,
             "backend": self.classifier.backend,
             "precision": self.precision,
@@ -321,7 +368,7 @@ def predict_folder(
     t_start = time.perf_counter()
     videos_dir, names = _expected_videos(Path(videos_dir), sample_submission)
     predictor = predictor or Predictor(**predictor_kwargs)
-    log.info("weights: %s", predictor.weights.describe())
+    log.info("weights: %s", predictor.describe())
     writer = SubmissionWriter(out, names, prior=predictor.prior, resume=resume)
     todo = writer.pending()
     budget = TimeBudget(time_budget, frames=predictor.frames)
@@ -356,7 +403,7 @@ def predict_folder(
                 builder.add(result)  # turns the crops into thumbnails and lets them go
             results.append(result)
     path = writer.close()
-    summary = Summary(path, len(names), dict(writer.reasons), totals, time.perf_counter() - t_start, predictor.weights.describe(), results)
+    summary = Summary(path, len(names), dict(writer.reasons), totals, time.perf_counter() - t_start, predictor.describe(), results)
     if report is not None:
         summary.report_path = builder.write(report, summary)
         log.info("report: %s", summary.report_path)

@@ -67,10 +67,10 @@ class ReportBuilder:
     """Collects a predict run's rows for the report.
 
     Args:
-        predictor: the run's :class:`~dfd_kit.inference.predict.Predictor` (its settings and, to explain, its
-            Keras model ``classifier.model``).
-        explain: Grad-CAM heat maps of this many highest-scoring faces per shown video (0: none; each
-            costs a backward pass).
+        predictor: the run's :class:`~dfd_kit.inference.predict.Predictor` (its settings and, to explain, the
+            Keras model of each member of its ``ensemble``).
+        explain: Grad-CAM heat maps of this many highest-scoring faces per shown video, one per member
+            of an ensemble (0: none; each costs a backward pass).
         max_videos: the most videos shown with images: the highest P(FAKE) so far keep theirs.
     """
 
@@ -78,8 +78,9 @@ class ReportBuilder:
         self.settings = predictor.settings()
         self.explain = max(0, int(explain))
         self.max_videos = max(0, int(max_videos))
-        self._classifier = predictor.classifier
-        self._cam = None
+        self._members = predictor.ensemble.members
+        self._names = predictor.ensemble.names
+        self._cams = None
         self.records: list[dict] = []
         self._shown: list[tuple[float, int]] = []  # min-heap of (label, record index) of videos with images
         self.seconds = 0.0
@@ -102,6 +103,8 @@ class ReportBuilder:
         if faces is not None and len(faces.scores):
             record["frames"] = [int(f) for f in faces.frames]
             record["scores"] = [round(float(s), 4) for s in faces.scores]
+            if faces.member_scores is not None and len(faces.member_scores) > 1:
+                record["member_scores"] = [[round(float(s), 4) for s in row] for row in faces.member_scores]
             record["unclipped"] = aggregate(faces.scores, self.settings["rule"], (0.0, 1.0))
             if self._enters(record["label"]):
                 self._add_images(record, faces)
@@ -122,16 +125,19 @@ class ReportBuilder:
         if self.explain:
             from ..models.gradcam import GradCam, overlay
 
-            if self._cam is None:
+            if self._cams is None:
                 from ..models.classifier import preprocess_for
 
-                self._cam = GradCam(self._classifier.model, preprocess_for(self._classifier.config))
+                self._cams = [GradCam(m.model, preprocess_for(m.config)) for m in self._members]
             top = np.argsort(-faces.scores, kind="stable")[: self.explain]
-            heat = overlay(faces.crops[top], self._cam(faces.crops[top]))
-            record["explained"] = [
-                {"face": int(i), "crop": jpeg_base64(faces.crops[i], EXPLAIN_PX), "heat": jpeg_base64(h, EXPLAIN_PX)}
-                for i, h in zip(top, heat)
-            ]
+            crops = faces.member_crops or (faces.crops,)
+            record["explained"] = []
+            for m, (cam, member_crops) in enumerate(zip(self._cams, crops)):
+                heat = overlay(member_crops[top], cam(member_crops[top]))
+                record["explained"] += [
+                    {"face": int(i), "member": m, "crop": jpeg_base64(member_crops[i], EXPLAIN_PX), "heat": jpeg_base64(h, EXPLAIN_PX)}
+                    for i, h in zip(top, heat)
+                ]
 
     def data(self, summary) -> dict:
         """The report's data: the summary of ``summary`` (a :class:`~dfd_kit.inference.predict.Summary`) and the rows."""
@@ -362,11 +368,20 @@ def _rows_table(data: dict, videos: list[dict], table_id: str) -> str:
     head += "<th>fallback</th>"
     truth = (data.get("evaluation") or {}).get("truth", {})
     rule = data["settings"]["rule"]
-    body = "".join(_row(k + 1, v, rule, explain, truth.get(v["filename"]), table_id) for k, v in enumerate(videos))
+    members = [m["weights"].split(" ")[0] for m in data["settings"].get("members", [])]
+    body = "".join(_row(k + 1, v, rule, explain, truth.get(v["filename"]), table_id, members) for k, v in enumerate(videos))
     return f'<table class="rows" id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _row(rank: int, v: dict, rule: str, explain: bool, truth: int | None, table_id: str) -> str:
+def _member_note(v: dict, face: int, members: list[str]) -> str:
+    """Each member's score of one face, for an ensemble's row (empty for one model)."""
+    if "member_scores" not in v:
+        return ""
+    names = members if len(members) == len(v["member_scores"]) else [f"member {m}" for m in range(len(v["member_scores"]))]
+    return " (" + ", ".join(f"{html.escape(n)} {row[face]:.3f}" for n, row in zip(names, v["member_scores"])) + ")"
+
+
+def _row(rank: int, v: dict, rule: str, explain: bool, truth: int | None, table_id: str, members: list[str] = ()) -> str:
     name = html.escape(v["filename"])
     label = v["label"]
     cls = "prior" if v["reason"] else "hot" if label >= 0.5 else "cold"
@@ -382,7 +397,8 @@ def _row(rank: int, v: dict, rule: str, explain: bool, truth: int | None, table_
         result += f'<div><span class="badge {_truth(truth)}">{_truth(truth)}</span></div>'
     faces = "".join(
         f'<figure><img src="data:image/jpeg;base64,{t["jpeg"]}" width="{THUMB_PX}" height="{THUMB_PX}" alt="face {t["face"]}" '
-        f'title="frame {v["frames"][t["face"]]}, P(FAKE) {v["scores"][t["face"]]:.3f}">{v["scores"][t["face"]]:.2f}</figure>'
+        f'title="frame {v["frames"][t["face"]]}, P(FAKE) {v["scores"][t["face"]]:.3f}{_member_note(v, t["face"], members)}">'
+        f'{v["scores"][t["face"]]:.2f}{_member_line(v, t["face"])}</figure>'
         for t in v["thumbs"]
     )
     if v["scores"] and not v["thumbs"]:
@@ -395,7 +411,7 @@ def _row(rank: int, v: dict, rule: str, explain: bool, truth: int | None, table_
         pairs = "".join(
             f'<figure class="pair"><div><img src="data:image/jpeg;base64,{e["crop"]}" width="{EXPLAIN_PX}" height="{EXPLAIN_PX}" alt="face {e["face"]}">'
             f'<img src="data:image/jpeg;base64,{e["heat"]}" width="{EXPLAIN_PX}" height="{EXPLAIN_PX}" alt="heat map of face {e["face"]}"></div>'
-            f'frame {v["frames"][e["face"]]}: P(FAKE) {v["scores"][e["face"]]:.3f}</figure>'
+            f'frame {v["frames"][e["face"]]}: P(FAKE) {_explained_score(v, e, members)}</figure>'
             for e in v["explained"]
         )
         cells += f'<td class="cam"><div class="faces">{pairs}</div></td>'
@@ -404,6 +420,21 @@ def _row(rank: int, v: dict, rule: str, explain: bool, truth: int | None, table_
         f'<tr id="{table_id}-{_anchor(v["filename"])}" data-name="{name}" data-label="{label!r}" '
         f'data-fallback="{1 if v["reason"] else 0}">{cells}</tr>'
     )
+
+
+def _member_line(v: dict, face: int) -> str:
+    """Under an ensemble's thumbnail: each member's score of that face, ``0.71|0.90``."""
+    if "member_scores" not in v:
+        return ""
+    return "<br><small>" + "|".join(f"{row[face]:.2f}" for row in v["member_scores"]) + "</small>"
+
+
+def _explained_score(v: dict, e: dict, members: list[str]) -> str:
+    """The score under a heat map: the face's, or for an ensemble the member's whose heat map it is."""
+    if "member_scores" not in v or "member" not in e:
+        return f"{v['scores'][e['face']]:.3f}"
+    name = members[e["member"]] if e["member"] < len(members) else f"member {e['member']}"
+    return f"{v['member_scores'][e['member']][e['face']]:.3f} ({html.escape(name)}; ensemble {v['scores'][e['face']]:.3f})"
 
 
 def _score_plot(v: dict, width: int = 220, height: int = 64) -> str:

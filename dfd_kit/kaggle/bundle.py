@@ -8,16 +8,19 @@ The **dataset** (:func:`build_dataset`) is flat, because the uploader skips sub-
     dfd_kit-<version>-py3-none-any.whl   the package (it carries its own copy of the weights)
     facenet_pytorch, av, pebble wheels    what the Kaggle image lacks (:data:`KAGGLE_LACKS`)
     nvidia_dali_cuda120-….whl, …          optional: DALI and the dependencies it brings (:data:`DALI`)
-    requirements.txt                      what the kernel installs: ``dfd_kit==<version>`` [+ DALI]
+    requirements.txt                      what the kernel installs: every wheel above, pinned, with its sha256
     manifest.json, *.weights.h5           the weights and their manifest (see :mod:`dfd_kit.models.weights`)
     dataset-metadata.json                 read by ``kaggle datasets create/version``
 
 The **kernel** (:func:`build_kernel`) is ``inference.ipynb`` with its parameters baked in by papermill
 (``prepare_only``: Kaggle runs a notebook as it is) and ``kernel-metadata.json`` (read by
 ``kaggle kernels push``). The notebook's first cell runs
-``pip install --no-index --find-links <dataset> -r <dataset>/requirements.txt``: pip leaves requirements
-that the image already satisfies alone, and the dataset never holds a wheel of a :data:`PROTECTED`
-package, so torch, TensorFlow and the rest of the image cannot be replaced.
+``pip install --no-index --require-hashes --find-links <dataset> -r <dataset>/requirements.txt``: each
+line pins one wheel of the dataset and its sha256 (:func:`requirements_with_hashes`), so a damaged or
+swapped wheel stops the install, with pip's "DO NOT MATCH THE HASHES" and the file's name, before any
+video is scored. pip leaves the dependencies that the image already satisfies alone, and the dataset
+never holds a wheel of a :data:`PROTECTED` package, so torch, TensorFlow and the rest of the image
+cannot be replaced.
 """
 
 from __future__ import annotations
@@ -106,13 +109,14 @@ class Dataset:
         path: the folder.
         dataset_id: ``"<owner>/<slug>"``.
         wheels: file names of the wheels in it, sorted.
-        weights: the default weights file name in it (``None``: it ships no weights).
+        weights: the default weights: a file name in it, a list of them (an ensemble), or ``None``
+            when it ships none (the kernel then uses the weights inside the dfd_kit wheel).
     """
 
     path: Path
     dataset_id: str
     wheels: list[str]
-    weights: str | None
+    weights: str | list[str] | None
 
     @property
     def slug(self) -> str:
@@ -136,6 +140,15 @@ def _requirement_name(spec: str) -> str:
 def _wheel_name(path: Path) -> str:
     """The canonical distribution name of a wheel file."""
     return _canonical(path.name.split("-", 1)[0])
+
+
+def requirements_with_hashes(folder: Path, wheels: list[str]) -> str:
+    """``requirements.txt`` for pip's ``--require-hashes``: one line per wheel, ``name==version --hash=sha256:<hex>``."""
+    lines = []
+    for name in sorted(wheels):
+        meta = _wheel_metadata(folder / name)
+        lines.append(f"{meta['Name']}=={meta['Version']} --hash=sha256:{sha256(folder / name)}")
+    return "\n".join(lines) + "\n"
 
 
 def _wheel_metadata(path: Path):
@@ -257,7 +270,7 @@ def _describe(out: Path, wheels: list[str], weights: list[str], reasons: dict[st
     """The dataset's description (Markdown): each file, its size, why it is there and its license."""
     lines = [
         "Everything a Kaggle kernel needs to run dfd_kit without internet. Install with",
-        "`pip install --no-index --find-links /kaggle/input/<this dataset> -r /kaggle/input/<this dataset>/requirements.txt`.",
+        "`pip install --no-index --require-hashes --find-links /kaggle/input/<this dataset> -r /kaggle/input/<this dataset>/requirements.txt` (every wheel is pinned with its sha256).",
         "",
         "| file | MB | why | license |",
         "| --- | ---: | --- | --- |",
@@ -319,12 +332,9 @@ def build_dataset(
         dfd_wheel = _build_dfd_kit(pip, staging)
         target = _target_args(python_version)
         pip("download", "--no-deps", *target, "--dest", str(staging), *_requirement_specs(dfd_wheel, KAGGLE_LACKS), *extra)
-        requirements = [f"dfd_kit=={__version__}"]
         if with_dali:
             (dali_spec,) = _requirement_specs(dfd_wheel, [DALI])
             pip("download", *target, "--dest", str(staging), dali_spec)
-            dali_wheel = next(staging.glob(f"{DALI.replace('-', '_')}-*.whl"))
-            requirements.append(f"{DALI}=={dali_wheel.name.split('-')[1]}")
         wheels = []
         for wheel in sorted(staging.glob("*.whl")):
             if _wheel_name(wheel) in PROTECTED:
@@ -332,7 +342,7 @@ def build_dataset(
                 continue
             shutil.move(str(wheel), out / wheel.name)
             wheels.append(wheel.name)
-    (out / REQUIREMENTS).write_text("\n".join(requirements) + "\n")
+    (out / REQUIREMENTS).write_text(requirements_with_hashes(out, wheels))
     reasons = {**KAGGLE_LACKS, DALI: "NVIDIA DALI, the GPU video decoder (optional)", "dfd-kit": "the package"}
     reasons.update({_requirement_name(spec): "asked for with --extra" for spec in extra})
     metadata = {
@@ -360,12 +370,14 @@ def kernel_parameters(dataset: Dataset, mount: str | Path | None = None) -> dict
         mount: where the dataset is at run time; by default Kaggle's ``/kaggle/input/<slug>``.
 
     Returns:
-        ``wheels_dir`` (install from the dataset) and, when it ships weights, ``weights``.
+        ``wheels_dir`` (install from the dataset) and, when it ships weights, ``weights``: the
+        default file, or the default ensemble's files joined by commas.
     """
     mount = str(mount or f"/kaggle/input/{dataset.slug}")
     params = {"wheels_dir": mount}
-    if dataset.weights:
-        params["weights"] = f"{mount}/{dataset.weights}"
+    names = [dataset.weights] if isinstance(dataset.weights, str) else list(dataset.weights or [])
+    if names:
+        params["weights"] = ",".join(f"{mount}/{name}" for name in names)
     return params
 
 

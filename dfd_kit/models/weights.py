@@ -4,7 +4,13 @@ Weights live in a folder with a ``manifest.json``::
 
     {"default": "xception_sbi.weights.h5",
      "files": {"xception_sbi.weights.h5": {"config": {...ModelConfig...}, "sha256": "...",
-                                           "trained": true, "storage": "float16", ...}}}
+                                           "trained": true, "storage": "float16", ...}},
+     "ensembles": {"a.weights.h5+b.weights.h5": {"combine": "logit_mean", "member_weights": [0.5, 0.5],
+                                                 "inference": {"frames": 8, "rule": "median"}, ...}}}
+
+``default`` names one file or a list of files (an ensemble: :func:`resolve_members`); an
+``ensembles`` entry, keyed by the member names joined with ``+``, says how those members combine
+(written by :func:`dfd_kit.training.calibrate.calibrate_ensemble`).
 
 The folder is found, in order, from ``$DFD_KIT_WEIGHTS``, the ``dfd_kit/_weights`` folder an installed
 wheel carries, and the top-level ``weights/`` of a checkout. Files are Keras ``.weights.h5`` with
@@ -25,7 +31,10 @@ from .registry import ModelConfig, get_config
 
 log = logging.getLogger(__name__)
 
-__all__ = ["WEIGHTS_ENV", "PLACEHOLDER", "WeightsInfo", "weights_dir", "resolve_weights", "save_weights", "sha256", "read_manifest", "write_manifest"]
+__all__ = [
+    "WEIGHTS_ENV", "PLACEHOLDER", "WeightsInfo", "weights_dir", "resolve_weights", "resolve_members", "ensemble_key", "ensemble_entry",
+    "save_weights", "sha256", "read_manifest", "write_manifest",
+]  # fmt: skip
 
 WEIGHTS_ENV = "DFD_KIT_WEIGHTS"
 MANIFEST = "manifest.json"
@@ -135,16 +144,10 @@ def resolve_weights(weights: str | Path | None = None, config: str | ModelConfig
         log.warning("weights=%r: an UNTRAINED placeholder model, every score is meaningless", PLACEHOLDER)
         return WeightsInfo(None, get_config(config or "xception"), {"trained": False})
     if weights is None:
-        folder = weights_dir()
-        manifest = read_manifest(folder) if folder else {"files": {}}
-        name = manifest.get("default")
-        if not name:
-            known = ", ".join(sorted(manifest.get("files", {}))) or "none"
-            raise WeightsError(
-                f"no default weights (folder: {folder or 'none found'}; files: {known}): pass a weights file, "
-                f"or {PLACEHOLDER!r} for an untrained model"
-            )
-        weights = folder / name
+        folder, names = _default_names()
+        if len(names) > 1:
+            raise WeightsError(f"the default in {folder} is an ensemble of {len(names)} files: resolve it with resolve_members")
+        weights = folder / names[0]
     path = Path(weights)
     if not path.exists() and weights_dir() is not None and (weights_dir() / str(weights)).is_file():
         path = weights_dir() / str(weights)
@@ -152,6 +155,60 @@ def resolve_weights(weights: str | Path | None = None, config: str | ModelConfig
         raise WeightsError(f"weights file not found: {weights}")
     entry = read_manifest(path.parent).get("files", {}).get(path.name, {})
     return WeightsInfo(path, _config_of(entry, config, path), entry)
+
+
+def _default_names() -> tuple[Path, list[str]]:
+    """The weights folder and the file name(s) its manifest's ``default`` names (a name or a list)."""
+    folder = weights_dir()
+    manifest = read_manifest(folder) if folder else {"files": {}}
+    default = manifest.get("default")
+    names = [default] if isinstance(default, str) else list(default or [])
+    if not names:
+        known = ", ".join(sorted(manifest.get("files", {}))) or "none"
+        raise WeightsError(
+            f"no default weights (folder: {folder or 'none found'}; files: {known}): pass a weights file, "
+            f"or {PLACEHOLDER!r} for an untrained model"
+        )
+    return folder, names
+
+
+def resolve_members(weights=None, config: str | ModelConfig | None = None) -> list[WeightsInfo]:
+    """The weights of every member of an ensemble (one member for a single file).
+
+    Args:
+        weights: ``None`` for the manifest's default (a name or a list of names), one file (path or
+            bundled name), several as a list or as one comma-separated string, or :data:`PLACEHOLDER`.
+        config: the model config of files no manifest describes (every member then shares it).
+
+    Returns:
+        One :class:`WeightsInfo` per member, in the given order (at least one; no file twice).
+    """
+    if weights is None:
+        folder, names = _default_names()
+        items = [folder / n for n in names]
+    elif isinstance(weights, (list, tuple)):
+        items = list(weights)
+    else:
+        items = [w.strip() for w in str(weights).split(",") if w.strip()] if "," in str(weights) else [weights]
+    if not items:
+        raise WeightsError("no weights given")
+    members = [resolve_weights(item, config) for item in items]
+    paths = [m.path for m in members if m.path is not None]
+    if len(set(paths)) < len(paths):
+        raise WeightsError(f"an ensemble names the same file twice: {[p.name for p in paths]}")
+    return members
+
+
+def ensemble_key(members: list[WeightsInfo]) -> str:
+    """The key of an ensemble in a manifest's ``ensembles``: the member file names joined with ``+``."""
+    return "+".join(m.path.name if m.path is not None else PLACEHOLDER for m in members)
+
+
+def ensemble_entry(members: list[WeightsInfo]) -> dict:
+    """How ``members`` combine, from the first member's manifest (``{}`` when it says nothing, or for one member)."""
+    if len(members) < 2 or members[0].path is None:
+        return {}
+    return dict(read_manifest(members[0].path.parent).get("ensembles", {}).get(ensemble_key(members), {}))
 
 
 def save_weights(model, path: str | Path, config: ModelConfig, default: bool = True, **meta) -> Path:

@@ -171,32 +171,33 @@ def score_crops(folder: str | Path, weights: str | Path | None = None, batch_siz
 
     Each crop is resized (area) to the config's input size, or with ``face_box`` re-cut to the
     config's framing (:func:`reframe`), and scored as inference scores a face, with the weights'
-    calibration and flip setting.
+    calibration and flip setting. With several weights (an ensemble), every member gets the crop
+    at its own size (and framing, with ``face_box``) and the scores combine as the manifest says.
 
     Args:
         folder: the folder holding ``labels.csv`` (``file,video,label`` rows).
-        weights: weights file or bundled name (``None``: the default).
+        weights: weights file or bundled name, several as a list or joined by commas (``None``: the default).
         batch_size: crops per forward pass.
         face_box: where the detector's box lies in these crops (:func:`face_box_of`); ``None``: use them whole.
-        **classifier_kwargs: passed to :class:`~dfd_kit.models.classifier.Classifier` (``backend`` ...).
+        **classifier_kwargs: passed to every :class:`~dfd_kit.models.classifier.Classifier` (``backend`` ...).
 
     Returns:
         ``filename, label`` rows (``label`` = P(FAKE)), a submission for :func:`dfd_kit.training.evaluate.evaluate`.
     """
-    from ..models.classifier import Classifier
-    from ..models.weights import resolve_weights
+    from ..models.ensemble import Ensemble
+    from ..models.weights import ensemble_entry, resolve_members
 
     folder = Path(folder)
     labels = pd.read_csv(folder / "labels.csv")
-    info = resolve_weights(weights)
-    classifier = Classifier.for_weights(info, batch_size=batch_size, **classifier_kwargs)
-    size, scores = info.config.input_size, []
+    members = resolve_members(weights)
+    ensemble = Ensemble.for_weights(members, ensemble_entry(members), batch_size=batch_size, **classifier_kwargs)
     box = None if face_box is None else face_box_of(face_box)
 
-    def load(name: str) -> np.ndarray:
-        return read_crop(folder / name, size) if box is None else reframe(read_crop(folder / name), box, info.config)
+    def load(name: str, config) -> np.ndarray:
+        return read_crop(folder / name, config.input_size) if box is None else reframe(read_crop(folder / name), box, config)
 
+    scores = []
     for start in range(0, len(labels), batch_size):
-        crops = [load(f) for f in labels["file"].iloc[start : start + batch_size]]
-        scores.append(classifier.predict(np.stack(crops)))
+        names = labels["file"].iloc[start : start + batch_size]
+        scores.append(ensemble.predict([np.stack([load(f, m.config) for f in names]) for m in members]))
     return pd.DataFrame({"filename": labels["video"], "label": np.concatenate(scores)})

@@ -105,3 +105,20 @@ def test_real_clips_have_faces_in_most_sampled_frames(shared_clips):
 def test_frames_smaller_than_the_smallest_face(sampler):
     boxes = sampler.detect(np.full((3, 16, 16, 3), 128, np.uint8))
     assert [b.shape for b in boxes] == [(0, 5)] * 3
+
+
+def test_one_set_of_boxes_cut_at_two_framings(media, sampler):
+    import cv2
+
+    from dfd_kit.inference.faces import Framing
+
+    frames = _frames(media["small"], 3)
+    boxes = sampler.select(sampler.detect(frames))
+    own, other = sampler.crop(frames, boxes), sampler.crop(frames, boxes, Framing(64, 0.1, 0.05))
+    assert own.crops.shape[1:] == (96, 96, 3) and other.crops.shape[1:] == (64, 64, 3) and len(own) == len(other) > 0
+    np.testing.assert_array_equal(own.boxes, other.boxes)
+    np.testing.assert_array_equal(own.frame_of, other.frame_of)
+    x1, y1, x2, y2 = square_box(other.boxes[0], 0.1, *frames.shape[1:3], 0.05)
+    expected = cv2.resize(frames[other.frame_of[0], y1:y2, x1:x2], (64, 64), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(other.crops[0], expected)
+    assert sampler.framing == Framing(96, 0.3, 0.0)

@@ -166,3 +166,40 @@ def test_cli_one_file_prints_a_table_and_keeps_the_terminal_calm(folder, tiny_we
     verbose = "from dfd_kit.console import setup; setup(True); from dfd_kit.device import import_tensorflow; import_tensorflow()"
     loud = subprocess.run([sys.executable, "-c", verbose], env=env, capture_output=True, text=True, timeout=300)
     assert any(marker in loud.stderr for marker in noise[:2]), loud.stderr
+
+
+def test_an_ensemble_finds_faces_once_and_scores_them_with_every_member(media, ensemble_dir, tmp_path, monkeypatch):
+    from dfd_kit.inference.decode import FallbackDecoder
+    from dfd_kit.inference.predict import Predictor
+
+    paths = [ensemble_dir / "tiny.weights.h5", ensemble_dir / "lite64.weights.h5"]
+    both = Predictor(weights=paths, device="cpu", frames=4, precision="float32")
+    assert both.finder_args["image_size"] == 96 and len(both.finder_args["extra_framings"]) == 1
+    reads = []
+    original = FallbackDecoder.read
+    monkeypatch.setattr(FallbackDecoder, "read", lambda self, *a, **k: reads.append(a[0]) or original(self, *a, **k))
+    result = both.predict_video(media["small"], keep_faces=True)
+    assert len(reads) == 1, "decoded once for both members"
+    faces = result.faces
+    assert faces.member_scores.shape == (2, result.n_faces) and [c.shape[1] for c in faces.member_crops] == [96, 64]
+    for k, path in enumerate(paths):  # each member alone scores the same faces the same way
+        alone = Predictor(weights=path, device="cpu", frames=4, precision="float32").predict_video(media["small"], keep_faces=True)
+        np.testing.assert_allclose(alone.faces.scores, faces.member_scores[k], atol=1e-5)
+    np.testing.assert_allclose(faces.scores, both.ensemble.combine_scores(faces.member_scores), atol=1e-6)
+    assert "ensemble of 2" in both.describe() and len(both.settings()["members"]) == 2
+
+
+def test_an_ensemble_run_keeps_every_row_and_reports_each_members_scores(folder, ensemble_dir, tmp_path, monkeypatch):
+    import json as json_
+
+    monkeypatch.setenv("DFD_KIT_WEIGHTS", str(ensemble_dir))  # the manifest's default is the two-member list
+    out, report = tmp_path / "s.csv", tmp_path / "r.html"
+    summary = predict_folder(folder, out, sample_submission=folder / "sample_submission.csv", device="cpu", frames=4,
+                             precision="float32", progress=False, report=report, explain=1)  # fmt: skip
+    _check(out, pd.read_csv(folder / "sample_submission.csv")["filename"].tolist())
+    assert "ensemble of 2" in summary.weights
+    data = json_.loads(report.with_suffix(".json").read_text())
+    good = next(v for v in data["videos"] if v["filename"] == "good.mp4")
+    assert len(good["member_scores"]) == 2 and len(good["member_scores"][0]) == len(good["scores"])
+    assert {e["member"] for e in good["explained"]} == {0, 1}  # a Grad-CAM heat map per member
+    assert "lite64.weights.h5 " in report.read_text()

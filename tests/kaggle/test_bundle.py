@@ -161,7 +161,12 @@ def test_dataset_is_flat_and_holds_what_kaggle_lacks(bundle, tiny_weights_dir):
     assert wheels["dfd-kit"] == f"dfd_kit-{__version__}-py3-none-any.whl"
     assert wheels["facenet-pytorch"].startswith("facenet_pytorch-2.5.3-")
     assert not set(wheels) & PROTECTED
-    assert (dataset / "requirements.txt").read_text().split() == [f"dfd_kit=={__version__}"]
+    lines = (dataset / "requirements.txt").read_text().splitlines()
+    assert len(lines) == len(wheels), "one pinned line per wheel of the dataset"
+    for line in lines:  # name==version --hash=sha256:<hex of that wheel>
+        spec, digest = re.fullmatch(r"(\S+==\S+) --hash=sha256:([0-9a-f]{64})", line).groups()
+        wheel = wheels[canonical(spec.split("==")[0])]
+        assert wheel.split("-")[1] == spec.split("==")[1] and sha256(dataset / wheel) == digest
     manifest = json.loads((dataset / "manifest.json").read_text())
     assert manifest == json.loads((tiny_weights_dir / "manifest.json").read_text())
     assert sha256(dataset / "tiny.weights.h5") == manifest["files"]["tiny.weights.h5"]["sha256"]
@@ -202,6 +207,8 @@ def test_kernel_for_kaggle_reads_the_dataset_under_kaggle_input(tmp_path):
     assert meta["enable_gpu"] is False and meta["title"] == "deepfake scorer"
     assert injected(nb) == params
     assert kernel_parameters(Dataset(tmp_path, "someone/no-weights", [], None)) == {"wheels_dir": "/kaggle/input/no-weights"}
+    ensemble = kernel_parameters(Dataset(tmp_path, "someone/two", [], ["a.weights.h5", "b.weights.h5"]))
+    assert ensemble["weights"] == "/kaggle/input/two/a.weights.h5,/kaggle/input/two/b.weights.h5"
 
 
 @pytest.mark.parametrize(
@@ -253,12 +260,17 @@ def test_rebuild_works_offline_from_local_wheels_and_drops_protected_ones(bundle
 
 @pytest.fixture(scope="module")
 def kaggle_image(tmp_path_factory) -> tuple[Path, Path, dict]:
-    """A fresh venv that sees this interpreter's site-packages minus what the Kaggle image lacks.
+    """A fresh venv that sees this interpreter's site-packages minus what the Kaggle image lacks (:func:`make_image`)."""
+    return make_image(tmp_path_factory.mktemp("image"))
+
+
+def make_image(root: Path) -> tuple[Path, Path, dict]:
+    """A fresh venv in ``root`` that sees this interpreter's site-packages minus what the Kaggle image lacks.
 
     Returns the venv, the folder that stands in for the image's site-packages, and the environment
     to run it in (no pip index, no pip configuration, no network, no PYTHONPATH).
     """
-    root = tmp_path_factory.mktemp("image")
+    root.mkdir(parents=True, exist_ok=True)
     site = Path(importlib.util.find_spec("torch").origin).parents[1]
     assert Path(importlib.util.find_spec("tensorflow").origin).parents[1] == site
     absent = {"dfd-kit", *KAGGLE_LACKS}
@@ -343,3 +355,40 @@ def test_weights_without_a_default_are_refused_before_any_download(tiny_weights,
     (folder / "manifest.json").write_text(json.dumps({**manifest, "default": None}))
     with pytest.raises(BundleError, match="names no default"):
         build_dataset(tmp_path / "ds", DATASET_ID, weights=folder, with_dali=False, wheels_from=[tmp_path / "nothing"], offline=True)
+
+
+@pytest.mark.slow
+def test_kernel_refuses_a_tampered_wheel_before_scoring(bundle, demo_videos, tmp_path):
+    """A wheel of the dataset changed after `dfd bundle`: the kernel's install, in an image where nothing of the
+    bundle is installed yet (as every Kaggle run starts), stops on its sha256 and nothing is scored."""
+    dataset, _ = bundle
+    venv, _, env = make_image(tmp_path / "image")
+    python = venv / "bin" / "python"
+    tampered = tmp_path / "dataset"
+    shutil.copytree(dataset, tampered)
+    victim = next(tampered.glob("pebble-*.whl"))
+    with zipfile.ZipFile(victim, "a") as zf:  # still a valid wheel, other bytes: what a swap or a damaged upload gives
+        zf.writestr("pebble/extra.py", "print('not what was bundled')\n")
+    built = Dataset(tampered, DATASET_ID, sorted(p.name for p in tampered.glob("*.whl")), "tiny.weights.h5")
+    params = {**kernel_parameters(built, tampered), "videos_dir": str(demo_videos), "frames": 4, "device": "cpu",
+              "sample_submission": str(demo_videos / "sample_submission.csv")}  # fmt: skip
+    kernel = build_kernel(tmp_path / "kernel", KERNEL_ID, DATASET_ID, params).parent
+    notebook = kernel / json.loads((kernel / "kernel-metadata.json").read_text())["code_file"]
+    work = tmp_path / "working"
+    work.mkdir()
+    run = subprocess.run([python, "-m", "papermill", str(notebook), str(tmp_path / "out.ipynb"), "-k", OFFLINE_KERNEL, "--cwd", str(work)],
+                         env=env, capture_output=True, text=True)  # fmt: skip
+    assert run.returncode != 0
+    executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    text = outputs_text(executed)
+    assert "DO NOT MATCH THE HASHES" in text and "pebble-" in text
+    (error,) = [o for cell in executed.cells for o in cell.get("outputs", []) if o.output_type == "error"]
+    assert error.ename == "RuntimeError" and "nothing was scored" in error.evalue and "damaged or swapped" in error.evalue
+    assert not (work / "submission.csv").exists()
+    assert "dfd_kit" not in where_installed(python, env)
+
+
+def where_installed(python: Path, env: dict) -> set[str]:
+    """Top-level names importable from the venv's own site-packages (what pip put there)."""
+    purelib = Path(subprocess.check_output([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], env=env, text=True).strip())
+    return {p.name for p in purelib.iterdir()}

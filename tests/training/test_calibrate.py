@@ -174,3 +174,25 @@ def test_crops_scored_with_a_face_box_are_reframed_first(crop_folder, lite_weigh
     # the classifier as score_crops builds it: the weights' calibration and flip (this module's calibration test set them)
     np.testing.assert_allclose(rows["label"], Classifier.for_weights(resolve_weights(lite_weights)).predict(crops), atol=1e-6)
     assert not np.allclose(rows["label"], score_crops(crop_folder, lite_weights)["label"], atol=1e-4)
+
+
+def test_an_ensemble_is_chosen_on_validation_data_and_predicts_as_chosen(crop_folder, lite_weights, ensemble_dir, tmp_path):
+    from dfd_kit.models.ensemble import COMBINES
+    from dfd_kit.training.calibrate import calibrate_ensemble
+
+    second = ensemble_dir / "lite64.weights.h5"  # another input size and framing, calibrated, flip on
+    import_crops(crop_folder / "labels.csv", tmp_path / "crops.parquet", val_fraction=0.5)
+    videos = make_dfdc_folder(tmp_path / "val_videos", n_real=2, fakes_per_real=1, frames=6, extras=False)
+    entry = calibrate_ensemble([lite_weights, second], videos, tables=[tmp_path / "crops.parquet"], frame_counts=(2, 4), device="cpu")
+    rows = entry["validation"]["table"]
+    assert len(rows) == 2 * len(COMBINES) * 2 * 3 and all(r["videos"] == 4 for r in rows)
+    assert {r["ensemble"] for r in rows} == {f"{c}, {w}" for c in COMBINES for w in ("equal", "fitted")}
+    assert rows[0]["log_loss"] == min(r["log_loss"] for r in rows)
+    assert entry["combine"] == rows[0]["ensemble"].split(",")[0] and sum(entry["member_weights"]) == pytest.approx(1, abs=1e-3)
+    stored = json.loads((lite_weights.parent / "manifest.json").read_text())["ensembles"][f"{lite_weights.name}+lite64.weights.h5"]
+    assert stored["members"] == [lite_weights.name, "lite64.weights.h5"] and stored["inference"] == entry["inference"]
+
+    predictor = Predictor([lite_weights, second], device="cpu")
+    assert predictor.ensemble.combine == entry["combine"]
+    np.testing.assert_allclose(predictor.ensemble.weights, entry["member_weights"], atol=1e-3)
+    assert (predictor.frames, predictor.rule) == (entry["inference"]["frames"], entry["inference"]["rule"])
