@@ -28,5 +28,6 @@ class FaultyFinder(FaceFinder):
             import cv2
             import torch
 
-            raise NoFaceError(f"torch={torch.get_num_threads()} opencv={cv2.getNumThreads()} ffmpeg={self.threads}")
+            omp = os.environ.get("OMP_WAIT_POLICY")
+            raise NoFaceError(f"torch={torch.get_num_threads()} opencv={cv2.getNumThreads()} ffmpeg={self.threads} omp={omp}")
         return super().__call__(path, n_frames, policy)
