@@ -49,10 +49,14 @@ def shared_clips() -> Path:
 
 @pytest.fixture(scope="session")
 def media(tmp_path_factory) -> dict[str, Path]:
-    """Generated clips: H.264 1080p (GOP 12), portrait 1080x1920, H.264 4:4:4 odd size, no face, two faces."""
+    """Generated clips: H.264 1080p (GOP 12), portrait 1080x1920, H.264 4:4:4 odd size, no face, two faces,
+    and B-frames as DFDC's encoder makes them (3 between P frames, the middle one a reference) with an
+    IDR frame every 20 frames."""
     d = tmp_path_factory.mktemp("media")
     fast = ("-preset", "ultrafast", "-crf", "23", "-g", "12")
+    bframes = ("-preset", "veryfast", "-crf", "23", "-bf", "3", "-b-pyramid", "normal", "-g", "20", "-keyint_min", "20")
     return {
+        "bframes": make_clip(d / "bframes.mp4", n=60, height=240, width=320, extra=bframes),
         "h264_1080p": make_clip(d / "h264_1080p.mp4", n=48, height=1080, width=1920, extra=fast),
         "portrait": make_clip(d / "portrait.mp4", n=24, height=1920, width=1080, extra=fast),
         "yuv444_odd": make_clip(d / "yuv444_odd.mp4", n=24, height=481, width=645, pix_fmt="yuv444p", extra=fast),

@@ -12,11 +12,12 @@ One classifier is an ensemble of one member; with several (``weights=[a, b]``), 
 decoded once and its faces found once, and every member gets crops cut from the same boxes at its
 own config's size and framing.
 
-A folder (:func:`predict_folder`), or one video file: one row per expected video, always. Decoding and face detection
-of video k+1 run in a worker process (:mod:`dfd_kit.inference.worker`) while video k is classified; a video
-that hangs or crashes the worker is cut off and the worker replaced. A
-:class:`~dfd_kit.inference.budget.TimeBudget` lowers the frame count when time runs short and finally writes the
-prior; any video that fails gets the prior and a logged reason; rows are appended as they come and
+A folder (:func:`predict_folder`), or one video file: one row per expected video, always. Decoding and face
+detection of the next videos run in worker processes, one per core (:mod:`dfd_kit.inference.worker`), while
+video k is classified; rows are written in order. A video that hangs or crashes its worker is cut off and
+the worker replaced. A :class:`~dfd_kit.inference.budget.TimeBudget` measures the rate at which videos
+finish, lowers the frame count when time runs short and finally writes the prior; any video that fails gets
+the prior and a logged reason; rows are appended as they come and
 the CSV is renamed into place at the end. With ``report=PATH`` the per-face data of each video (crops,
 frame numbers, scores) is kept just long enough to add its row to the HTML report
 (:mod:`dfd_kit.inference.report`), and never when no report is asked for.
@@ -27,7 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..device import resolve_device
+from ..device import cpu_cores, resolve_device
 from ..errors import DFDError, InputError, NoFaceError
 from ..models.classifier import PRECISIONS
 from ..models.ensemble import Ensemble
@@ -45,7 +46,7 @@ from ..models.registry import ModelConfig
 from ..models.weights import ensemble_entry, resolve_members
 from .aggregate import aggregate
 from .budget import TimeBudget
-from .decode import Sampling, make_decoder
+from .decode import DECODE_MODES, Sampling, make_decoder
 from .faces import Faces, FaceSampler, Framing
 from .submission import VIDEO_SUFFIXES, SubmissionWriter, list_videos, read_sample_submission
 
@@ -98,13 +99,26 @@ class FaceFinder:
         device: resolved device, ``"cpu"`` or ``"cuda"``.
         image_size, margin, shift: crop size, relative margin and vertical shift (from the model config).
         detect_scale: downscale factor for face detection.
-        decoder: force one decoder (``"opencv"``, ``"pyav"``, ``"dali"``), no fallback.
+        decoder: force one decoder (``"pyav"``, ``"opencv"``, ``"dali"``), no fallback.
+        decode: which frames answer the sampled indices: ``"exact"``, ``"reference"`` or
+            ``"keyframes"`` (see :class:`~dfd_kit.inference.decode.PyAVDecoder`).
+        threads: FFmpeg decoding threads (0: FFmpeg's choice, one per core).
         extra_framings: further framings to cut the same faces at (the other members of an ensemble).
     """
 
-    def __init__(self, device: str, image_size: int, margin: float, detect_scale: float = 0.5, decoder: str | None = None, shift: float = 0.0,
-                 extra_framings: tuple[Framing, ...] = ()) -> None:  # fmt: skip
-        self.decoder = make_decoder(device, decoder)
+    def __init__(
+        self,
+        device: str,
+        image_size: int,
+        margin: float,
+        detect_scale: float = 0.5,
+        decoder: str | None = None,
+        shift: float = 0.0,
+        decode: str = "exact",
+        threads: int = 0,
+        extra_framings: tuple[Framing, ...] = (),
+    ) -> None:
+        self.decoder = make_decoder(device, decoder, decode, threads)
         self.face_sampler = FaceSampler(image_size=image_size, margin=margin, shift=shift, scale=detect_scale, device=device)
         self.extra_framings = tuple(extra_framings)
 
@@ -176,7 +190,10 @@ class Predictor:
         prior: the label written when a video yields no score.
         precision: ``"auto"`` or one of :data:`dfd_kit.models.classifier.PRECISIONS`.
         detect_scale: downscale factor for face detection.
-        decoder: force one decoder (``"opencv"``, ``"pyav"``, ``"dali"``), no fallback.
+        decoder: force one decoder (``"pyav"``, ``"opencv"``, ``"dali"``), no fallback.
+        decode: which frames answer the sampled indices: ``"exact"`` (the default: exactly them),
+            ``"reference"`` (the nearest reference frames) or ``"keyframes"`` (the nearest
+            keyframes, a handful per clip); see :class:`~dfd_kit.inference.decode.PyAVDecoder`.
         backend: classifier runtime: ``"auto"`` (ONNX Runtime on CPU when it is installed and there
             is a weights file to cache the conversion by, else TensorFlow), ``"tf"`` or ``"onnx"``;
             every member runs on it.
@@ -204,7 +221,10 @@ class Predictor:
         decoder: str | None = None,
         backend: str = "auto",
         flip: bool | None = None,
+        decode: str = "exact",
     ) -> None:
+        if decode not in DECODE_MODES:
+            raise ValueError(f"decode must be one of {DECODE_MODES}, got {decode!r}")
         self.device = resolve_device(device)
         self.members = resolve_members(weights, config)
         self.weights = self.members[0]
@@ -216,11 +236,12 @@ class Predictor:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be 'auto' or one of {PRECISIONS}, got {precision!r}")
         self.frames, self.policy, self.rule, self.clip, self.prior = frames, policy, rule, clip, prior
+        self.decode = decode
         framings = list(dict.fromkeys(Framing(m.config.input_size, m.config.margin, m.config.shift) for m in self.members))
         self._framing_of = [framings.index(Framing(m.config.input_size, m.config.margin, m.config.shift)) for m in self.members]
         first = framings[0]
         self.finder_args = dict(device=self.device, image_size=first.image_size, margin=first.margin, shift=first.shift,
-                                detect_scale=detect_scale, decoder=decoder, extra_framings=tuple(framings[1:]))  # fmt: skip
+                                detect_scale=detect_scale, decoder=decoder, decode=decode, extra_framings=tuple(framings[1:]))  # fmt: skip
         if backend == "auto":
             onnx = self.device == "cpu" and self.precision == "float32" and all(m.path is not None for m in self.members)
             backend = "onnx" if onnx and onnx_available() else "tf"
@@ -280,6 +301,7 @@ class Predictor:
             "flip": self.classifier.flip,
             "frames": self.frames,
             "policy": self.policy,
+            "decode": self.decode,
             "rule": self.rule,
             "clip": list(self.clip),
             "prior": self.prior,
@@ -330,6 +352,8 @@ def predict_folder(
     resume: bool = False,
     progress: bool = True,
     isolate: bool = True,
+    workers: int | None = None,
+    threads: int | None = None,
     video_timeout: float | None = 300.0,
     finder: str = "dfd_kit.inference.predict:FaceFinder",
     report: str | Path | None = None,
@@ -348,8 +372,12 @@ def predict_folder(
         resume: keep rows already in ``<out>.partial`` from an interrupted run.
         progress: show a tqdm progress bar (video count and rate) when there are more than
             :data:`FEW_VIDEOS` videos to score.
-        isolate: decode and detect in a worker process (:mod:`dfd_kit.inference.worker`) that is killed and
-            replaced when a video hangs or crashes it; ``False`` uses a thread of this process.
+        isolate: decode and detect in worker processes (:mod:`dfd_kit.inference.worker`), each killed and
+            replaced when a video hangs or crashes it; ``False`` uses one thread of this process.
+        workers: worker processes in isolated mode; ``None``: one per CPU core (never more than
+            videos to score). Up to two videos per worker are in flight while this process classifies.
+        threads: intra-op threads of each worker (FFmpeg, torch, OpenCV); ``None``: the cores
+            divided among the workers, at least 1.
         video_timeout: seconds of decoding and detection allowed per video (isolated mode only);
             never more than what the time budget has left.
         finder: ``"module:Class"`` of the face finder the worker runs (isolated mode only).
@@ -366,6 +394,9 @@ def predict_folder(
     from .worker import FaceWorker
 
     t_start = time.perf_counter()
+    workers = cpu_cores() if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     videos_dir, names = _expected_videos(Path(videos_dir), sample_submission)
     predictor = predictor or Predictor(**predictor_kwargs)
     log.info("weights: %s", predictor.describe())
@@ -379,20 +410,21 @@ def predict_folder(
 
         builder = ReportBuilder(predictor, explain=explain, max_videos=report_videos)
 
-    def submit(runner, k: int) -> Future | None:
-        n = budget.grant(len(todo) - k)
+    def submit(runner, j: int, unfinished: int) -> Future | None:
+        n = budget.grant(unfinished)
         if not n:
             return None
         timeout = min(video_timeout or math.inf, max(budget.left, 1.0))
-        return runner.submit(videos_dir / todo[k], n, predictor.policy, None if math.isinf(timeout) else timeout)
+        return runner.submit(videos_dir / todo[j], n, predictor.policy, None if math.isinf(timeout) else timeout)
 
-    with FaceWorker(predictor.finder_args, finder) if isolate else _InProcess(predictor) as runner:
-        pending = submit(runner, 0) if todo else None
+    workers = min(workers, max(1, len(todo)))  # no idle workers for a few videos (their cores go to threads)
+    with FaceWorker(predictor.finder_args, finder, workers, threads) if isolate else _InProcess(predictor) as runner:
+        in_flight: deque[Future | None] = deque()  # videos k, k+1, ... in order
         bar = tqdm(todo, desc="predict", unit="video", disable=not progress or len(todo) <= FEW_VIDEOS)
         for k, name in enumerate(bar):
-            future = pending
-            pending = submit(runner, k + 1) if k + 1 < len(todo) else None
-            result = _run_one(predictor, name, future, keep_faces=report is not None)
+            while len(in_flight) < 2 * runner.workers and k + len(in_flight) < len(todo):
+                in_flight.append(submit(runner, k + len(in_flight), len(todo) - k))
+            result = _run_one(predictor, name, in_flight.popleft(), keep_faces=report is not None)
             budget.record(result.n_frames if result.reason is None else 0)
             for stage, s in result.seconds.items():
                 totals[stage] += s
@@ -427,6 +459,8 @@ def _expected_videos(videos: Path, sample_submission: str | Path | None) -> tupl
 
 class _InProcess:
     """Runs the face finder in one background thread of this process: no isolation, no timeout."""
+
+    workers = 1
 
     def __init__(self, predictor: Predictor) -> None:
         self._finder = predictor.find_faces
