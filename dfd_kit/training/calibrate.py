@@ -38,7 +38,7 @@ from .tables import read_table
 
 log = logging.getLogger(__name__)
 
-__all__ = ["calibrate_weights", "choose_inference", "calibrate_ensemble"]
+__all__ = ["calibrate_weights", "choose_inference", "calibrate_ensemble", "fit_member_weights"]
 
 FRAME_COUNTS = (8, 17, 32)
 
@@ -168,7 +168,7 @@ def _settings_table(faces: dict, labels: dict[str, int], frame_counts, clip, ens
     return pd.DataFrame(rows).sort_values("log_loss", kind="stable")
 
 
-def _fit_member_weights(member_scores: np.ndarray, labels: np.ndarray, sources: np.ndarray, combine: str) -> np.ndarray:
+def fit_member_weights(member_scores: np.ndarray, labels: np.ndarray, sources: np.ndarray, combine: str) -> np.ndarray:
     """Member weights (on the simplex) minimising the mean per-source class-balanced log loss of the combined scores."""
     from scipy.optimize import minimize
 
@@ -180,7 +180,9 @@ def _fit_member_weights(member_scores: np.ndarray, labels: np.ndarray, sources: 
         p = combine_scores(member_scores, combine, simplex(theta))
         return float(np.mean([balanced_log_loss(labels[sources == s], p[sources == s]) for s in np.unique(sources)]))
 
-    return simplex(minimize(loss, np.zeros(len(member_scores)), method="Nelder-Mead", options={"xatol": 1e-3, "fatol": 1e-5}).x)
+    n = len(member_scores)  # start from equal weights with steps of one log-unit (scipy's default steps from 0 are 0.00025, under xatol)
+    start = np.vstack([np.zeros(n), np.eye(n)])
+    return simplex(minimize(loss, np.zeros(n), method="Nelder-Mead", options={"xatol": 1e-3, "fatol": 1e-5, "initial_simplex": start}).x)
 
 
 def calibrate_ensemble(weights, videos_dir: str | Path, tables: list[str | Path] = (), frame_counts: tuple[int, ...] = FRAME_COUNTS,
@@ -225,7 +227,7 @@ def calibrate_ensemble(weights, videos_dir: str | Path, tables: list[str | Path]
     candidates = {}
     for combine in COMBINES:
         candidates[f"{combine}, equal"] = Ensemble(predictor.ensemble.members, combine)
-        fitted = _fit_member_weights(fit_scores, fit_labels, fit_sources, combine)
+        fitted = fit_member_weights(fit_scores, fit_labels, fit_sources, combine)
         candidates[f"{combine}, fitted"] = Ensemble(predictor.ensemble.members, combine, fitted)
     table = _settings_table(faces, labels, frame_counts, predictor.clip, candidates)
     best = table.iloc[0]

@@ -10,7 +10,7 @@ import pytest
 from configs import LITE_96
 from dfdc_folder import blended_face, make_dfdc_folder
 
-from dfd_kit.training.calibrate import calibrate_weights, choose_inference
+from dfd_kit.training.calibrate import calibrate_weights, choose_inference, fit_member_weights
 from dfd_kit.training.crops import DFDC_FACE_BOX, import_crops, score_crops
 from dfd_kit.models import Classifier, build_classifier
 from dfd_kit.inference.predict import Predictor
@@ -196,3 +196,33 @@ def test_an_ensemble_is_chosen_on_validation_data_and_predicts_as_chosen(crop_fo
     assert predictor.ensemble.combine == entry["combine"]
     np.testing.assert_allclose(predictor.ensemble.weights, entry["member_weights"], atol=1e-3)
     assert (predictor.frames, predictor.rule) == (entry["inference"]["frames"], entry["inference"]["rule"])
+
+
+
+def test_fit_member_weights_leave_equal_weights_when_that_pays():
+    """Member 0 is strong on source a, member 1 better on source b, so the best weights are near
+    0.64/0.36 for the mean of log-odds, where the loss is flat (a gain of 0.005): the fit must still
+    get there (scipy's default first steps from equal weights, 0.00025, stopped it after one
+    iteration), and for the mean of probabilities near 0.8/0.2."""
+    from dfd_kit.models.ensemble import combine_scores
+    from dfd_kit.training.evaluate import balanced_log_loss
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 2000)
+    sources = np.repeat(["a", "b"], 1000)
+
+    def member(strength_a: float, strength_b: float) -> np.ndarray:
+        strength = np.where(sources == "a", strength_a, strength_b)
+        return 1 / (1 + np.exp(-(strength * (2 * labels - 1) + rng.normal(0, 1, 2000))))
+
+    scores = np.stack([member(2.0, 0.5), member(0.5, 1.2)]).astype(np.float32)
+
+    def loss(w: np.ndarray, combine: str) -> float:
+        p = combine_scores(scores, combine, w)
+        return float(np.mean([balanced_log_loss(labels[sources == s], p[sources == s]) for s in ("a", "b")]))
+
+    for combine, expected in (("logit_mean", 0.64), ("prob_mean", 0.81)):
+        weights = fit_member_weights(scores, labels, sources, combine)
+        assert weights.sum() == pytest.approx(1)
+        assert weights[0] == pytest.approx(expected, abs=0.03), (combine, weights)
+        assert loss(weights, combine) < loss(np.array([0.5, 0.5]), combine) - 0.004
