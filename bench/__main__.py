@@ -14,8 +14,8 @@ floor (the best plain decode of the sampled frames, and one batched forward pass
 classifier), the naive job (OpenCV seek per frame, MTCNN per frame at full size, predict per face),
 and ``predict_folder`` in each variant of :data:`bench.jobs.VARIANTS` (the shipped one, one worker,
 the design before, every worker with as many threads as cores, the decode modes, and a two-member
-ensemble: the weights and the default's second member, or random weights of the same config, which
-cost the same). Each variant's seconds per video are the marginal cost of the videos after the first; the floor and the naive job
+ensemble: the weights and ``--partner``, the default's second member or random weights of the same
+config, which cost the same). Each variant's seconds per video are the marginal cost of the videos after the first; the floor and the naive job
 are averaged over the same videos; ratios are taken round by round and their median printed.
 Then, once: each decode mode's cost and frames with a face per clip, and its log loss on the
 labelled clips of ``../shared/clips``. Everything goes to ``bench/results.json``.
@@ -274,6 +274,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=None, help="frames per video (default: the weights' choice)")
     parser.add_argument("--sets", default="generated,real", help="clip sets to time")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="pipeline variants to time")
+    parser.add_argument("--partner", default=None, help="the ensemble variant's second member (default: the default's, else random weights)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--configs", default=",".join(CONFIGS), help="model configs timed side by side on the generated clips (empty: none)")
     parser.add_argument("--workdir", type=Path, default=Path("bench/.cache"), help="generated clips (reused)")
@@ -310,8 +311,13 @@ def measure(args) -> dict:
     frames = args.frames or info.inference.get("frames", INFERENCE_DEFAULTS["frames"])
     sets = clip_sets(args.workdir, args.sets.split(","))
     variants = [v for v in args.variants.split(",") if v]
-    # the ensemble's second member: the default's, or random weights of the same config (same speed)
-    partner = members[1].path if len(members) > 1 else config_weights(args.workdir, info.config.name, info.inference)
+    # the ensemble's second member: --partner, the default's, or random weights of the same config (same speed)
+    if args.partner:
+        partner = resolve_members(args.partner)[0].path
+    elif len(members) > 1:
+        partner = members[1].path
+    else:
+        partner = config_weights(args.workdir, info.config.name, info.inference)
     print(f"clips ready in {time.perf_counter() - t0:.0f}s; weights {weights.name}, {frames} frames; running jobs:", flush=True)
     rounds: dict[str, list[dict]] = {name: [] for name in sets}
     for k in range(args.rounds):

@@ -159,6 +159,19 @@ def test_the_checkout_default_is_a_trained_detector():
     assert "trained" in info.describe() and info.entry["sha256"][:12] in info.describe()
 
 
+def test_the_checkout_ships_its_measured_ensemble():
+    """The FF++ member and the ensemble entry chosen for it: every member trained, calibrated and intact."""
+    from dfd_kit.models.ensemble import COMBINES
+    from dfd_kit.models.weights import ensemble_entry, resolve_members
+
+    members = resolve_members("efficientnet_lite0_192.weights.h5,efficientnet_lite0_192_ffpp.weights.h5")
+    entry = ensemble_entry(members)
+    assert entry["members"] == [m.path.name for m in members] and entry["combine"] in COMBINES
+    assert sum(entry["member_weights"]) == pytest.approx(1, abs=1e-3) and entry["inference"]["frames"] > 0
+    for m in members:
+        assert m.trained and m.calibration is not None and sha256(m.path) == m.entry["sha256"]
+
+
 def test_the_placeholder_only_when_asked_for_by_name(tmp_path, monkeypatch):
     placeholder = resolve_weights("placeholder", config="xception_96")
     assert placeholder.path is None and not placeholder.trained and "UNTRAINED" in placeholder.describe()
