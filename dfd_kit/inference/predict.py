@@ -237,8 +237,9 @@ class Predictor:
             raise ValueError(f"precision must be 'auto' or one of {PRECISIONS}, got {precision!r}")
         self.frames, self.policy, self.rule, self.clip, self.prior = frames, policy, rule, clip, prior
         self.decode = decode
-        framings = list(dict.fromkeys(Framing(m.config.input_size, m.config.margin, m.config.shift) for m in self.members))
-        self._framing_of = [framings.index(Framing(m.config.input_size, m.config.margin, m.config.shift)) for m in self.members]
+        member_framings = [Framing(m.config.input_size, m.config.margin, m.config.shift) for m in self.members]
+        framings = list(dict.fromkeys(member_framings))  # distinct, in member order: the finder cuts each once
+        self._framing_of = [framings.index(f) for f in member_framings]
         first = framings[0]
         self.finder_args = dict(device=self.device, image_size=first.image_size, margin=first.margin, shift=first.shift,
                                 detect_scale=detect_scale, decoder=decoder, decode=decode, extra_framings=tuple(framings[1:]))  # fmt: skip
@@ -293,7 +294,8 @@ class Predictor:
         return {
             "weights": self.describe(),
             "config": self.weights.config.to_dict(),
-            "members": [{"weights": m.describe(), "config": m.config.to_dict(), "flip": c.flip} for m, c in zip(self.members, self.ensemble.members)],
+            "members": [{"name": n, "weights": m.describe(), "config": m.config.to_dict(), "flip": c.flip}
+                        for n, m, c in zip(self.ensemble.names, self.members, self.ensemble.members)],  # fmt: skip
             "combine": {"rule": self.ensemble.combine, "member_weights": [round(float(w), 4) for w in self.ensemble.weights]},
             "device": self.device,
             "backend": self.classifier.backend,

@@ -368,7 +368,7 @@ def _rows_table(data: dict, videos: list[dict], table_id: str) -> str:
     head += "<th>fallback</th>"
     truth = (data.get("evaluation") or {}).get("truth", {})
     rule = data["settings"]["rule"]
-    members = [m["weights"].split(" ")[0] for m in data["settings"].get("members", [])]
+    members = [m["name"] for m in data["settings"].get("members", [])]
     body = "".join(_row(k + 1, v, rule, explain, truth.get(v["filename"]), table_id, members) for k, v in enumerate(videos))
     return f'<table class="rows" id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
@@ -377,8 +377,7 @@ def _member_note(v: dict, face: int, members: list[str]) -> str:
     """Each member's score of one face, for an ensemble's row (empty for one model)."""
     if "member_scores" not in v:
         return ""
-    names = members if len(members) == len(v["member_scores"]) else [f"member {m}" for m in range(len(v["member_scores"]))]
-    return " (" + ", ".join(f"{html.escape(n)} {row[face]:.3f}" for n, row in zip(names, v["member_scores"])) + ")"
+    return " (" + ", ".join(f"{html.escape(n)} {row[face]:.3f}" for n, row in zip(members, v["member_scores"])) + ")"
 
 
 def _row(rank: int, v: dict, rule: str, explain: bool, truth: int | None, table_id: str, members: list[str] = ()) -> str:
@@ -433,8 +432,7 @@ def _explained_score(v: dict, e: dict, members: list[str]) -> str:
     """The score under a heat map: the face's, or for an ensemble the member's whose heat map it is."""
     if "member_scores" not in v or "member" not in e:
         return f"{v['scores'][e['face']]:.3f}"
-    name = members[e["member"]] if e["member"] < len(members) else f"member {e['member']}"
-    return f"{v['member_scores'][e['member']][e['face']]:.3f} ({html.escape(name)}; ensemble {v['scores'][e['face']]:.3f})"
+    return f"{v['member_scores'][e['member']][e['face']]:.3f} ({html.escape(members[e['member']])}; ensemble {v['scores'][e['face']]:.3f})"
 
 
 def _score_plot(v: dict, width: int = 220, height: int = 64) -> str:

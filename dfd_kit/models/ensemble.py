@@ -116,8 +116,6 @@ class Ensemble:
 
     def combine_scores(self, scores: np.ndarray) -> np.ndarray:
         """Combine float ``[M, K]`` member scores into float32 ``[K]`` face scores (:func:`combine_scores`)."""
-        if len(self.members) == 1:
-            return np.asarray(scores[0], np.float32)
         return combine_scores(scores, self.combine, self.weights)
 
     def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:

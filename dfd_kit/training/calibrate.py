@@ -32,7 +32,7 @@ from ..metadata import read_metadata
 from ..models.classifier import Classifier
 from ..models.ensemble import COMBINES, Ensemble, combine_scores
 from ..models.weights import ensemble_key, read_manifest, resolve_members, resolve_weights, write_manifest
-from .crops import read_crop
+from .crops import read_crop, resize_crop
 from .evaluate import apply_platt, balanced_log_loss, binary_metrics, cell_weights, fit_platt
 from .tables import read_table
 
@@ -217,7 +217,8 @@ def calibrate_ensemble(weights, videos_dir: str | Path, tables: list[str | Path]
     if tables:
         table = read_table(*tables)
         val = table[table["split"] == "val"]
-        fit_scores = np.stack([m.predict(np.stack([read_crop(p, m.config.input_size) for p in val["path"]])) for m in predictor.ensemble.members])
+        images = [read_crop(p) for p in val["path"]]  # read once, sized for each member
+        fit_scores = np.stack([m.predict(np.stack([resize_crop(i, m.config.input_size) for i in images])) for m in predictor.ensemble.members])
         fit_labels, fit_sources = (val["label"] == "FAKE").to_numpy(int), val["folder"].astype(str).to_numpy()
     else:
         names = sorted(faces)

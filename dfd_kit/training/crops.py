@@ -25,7 +25,7 @@ from .split import split_table
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DFDC_FACE_BOX", "FFPP_FACE_BOX", "FACE_BOXES", "face_box_of", "reframe", "import_crops", "read_crop", "score_crops"]
+__all__ = ["DFDC_FACE_BOX", "FFPP_FACE_BOX", "FACE_BOXES", "face_box_of", "reframe", "import_crops", "read_crop", "resize_crop", "score_crops"]
 
 #: Where facenet-pytorch's MTCNN puts the face in a DFDC crop, in crop sides: centre x, centre y,
 #: width, height (medians over 284 of 300 crops padded with black; weights/README.md).
@@ -84,7 +84,12 @@ def read_crop(path: str | Path, size: int | None = None) -> np.ndarray:
     if image is None:
         raise ValueError(f"cannot read the crop {path}")
     image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    if size is None or image.shape[:2] == (size, size):
+    return image if size is None else resize_crop(image, size)
+
+
+def resize_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """A uint8 ``[H, W, 3]`` crop resized (area averaging) to ``[size, size, 3]`` (as it is when it already is)."""
+    if image.shape[:2] == (size, size):
         return image
     return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
 
@@ -193,11 +198,11 @@ def score_crops(folder: str | Path, weights: str | Path | None = None, batch_siz
     ensemble = Ensemble.for_weights(members, ensemble_entry(members), batch_size=batch_size, **classifier_kwargs)
     box = None if face_box is None else face_box_of(face_box)
 
-    def load(name: str, config) -> np.ndarray:
-        return read_crop(folder / name, config.input_size) if box is None else reframe(read_crop(folder / name), box, config)
+    def fit(image: np.ndarray, config) -> np.ndarray:
+        return resize_crop(image, config.input_size) if box is None else reframe(image, box, config)
 
     scores = []
     for start in range(0, len(labels), batch_size):
-        names = labels["file"].iloc[start : start + batch_size]
-        scores.append(ensemble.predict([np.stack([load(f, m.config) for f in names]) for m in members]))
+        images = [read_crop(folder / f) for f in labels["file"].iloc[start : start + batch_size]]
+        scores.append(ensemble.predict([np.stack([fit(image, m.config) for image in images]) for m in members]))
     return pd.DataFrame({"filename": labels["video"], "label": np.concatenate(scores)})
