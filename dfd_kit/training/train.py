@@ -60,6 +60,7 @@ from ..models.classifier import INITS, build_classifier, load_weights, preproces
 from ..models.registry import ModelConfig, get_config
 from ..models.weights import save_weights
 from .evaluate import binary_metrics, calibrated_log_loss, source_log_losses
+from .schedule import WarmupCosine
 from .selfblend import box_in_crop, self_blend_seeded
 from .tables import read_table
 
@@ -473,7 +474,7 @@ def set_trainable(model, stage: str, pretrained: bool) -> None:
 def _compile(model, stage: str, steps: int, settings: TrainSettings, precision: str) -> None:
     peak = settings.head_learning_rate if stage == "head" else settings.learning_rate
     warmup = min(settings.warmup_steps, steps - 1)
-    schedule = keras.optimizers.schedules.CosineDecay(0.0, max(1, steps - warmup), warmup_target=peak, warmup_steps=warmup)
+    schedule = WarmupCosine(peak, max(1, steps - warmup), warmup_steps=warmup)
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=settings.weight_decay)
     if precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
