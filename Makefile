@@ -20,8 +20,13 @@ install: $(STAMP)
 demo: install
 	$(BIN)/dfd demo --folder demo_out
 
+# Two pytest-xdist workers, one test file each at a time (a file's module fixtures are made once):
+# much of the suite is single-threaded Python (TensorFlow tracing, process start-up).
+# `make test PYTEST_ARGS=` runs it in one process.
+PYTEST_ARGS ?= -n 2 --dist loadfile
+
 test: install chromium
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The report's test opens a report in headless Chromium; installed where apt-get is there to do it
 # (CI runs as root on Debian), else that one test skips with the reason.

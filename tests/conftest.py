@@ -18,10 +18,22 @@ CLIPS = SHARED / "clips"
 REPORTS: list[str] = []  # tables tests want a person to read, printed at the end of the session
 
 
+@pytest.fixture
+def report(request):
+    """``report(text)``: print ``text`` at the end of the session. It travels as a user property of the
+    test's report, so it reaches the terminal from pytest-xdist's workers too."""
+    return lambda text: request.node.user_properties.append(("report", text))
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":  # every phase's report carries the properties: take them once
+        REPORTS.extend(text for key, text in report.user_properties if key == "report")
+
+
 def pytest_terminal_summary(terminalreporter):
-    for report in REPORTS:
+    for text in REPORTS:
         terminalreporter.write_sep("=", "report")
-        terminalreporter.write_line(report)
+        terminalreporter.write_line(text)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -115,7 +115,7 @@ def corpus_run(corpus, tiny_weights, tmp_path_factory):
     return proc, out
 
 
-def test_corpus_one_row_per_video_and_a_reason_per_fallback(corpus_run, corpus_table):
+def test_corpus_one_row_per_video_and_a_reason_per_fallback(corpus_run, report):
     proc, out = corpus_run
     assert proc.returncode == 0, proc.stderr[-3000:]
     df = pd.read_csv(out, keep_default_na=False)
@@ -127,22 +127,12 @@ def test_corpus_one_row_per_video_and_a_reason_per_fallback(corpus_run, corpus_t
         reason = reasons.get(name)
         outcome = reason.split(":")[0] if reason else "scored"
         rows.append((name, EXPECT[name], outcome, f"{label:.3f}", reason or ""))
-    corpus_table.extend(rows)
+    lines = ["| case | expected | outcome | label | reason |", "|---|---|---|---|---|"]
+    lines += [f"| {n} | {e} | {o} | {label} | {r[:90]} |" for n, e, o, label, r in rows]
+    report("bad-input corpus: what `dfd predict` did\n" + "\n".join(lines))
     wrong = [r for r in rows if r[1] != "any" and r[1] != r[2]]
     assert not wrong, wrong
     assert f"fallbacks: {len(reasons)}" in proc.stdout  # the summary at the end lists them
-
-
-@pytest.fixture(scope="module")
-def corpus_table():
-    rows: list[tuple] = []
-    yield rows
-    if rows:
-        from conftest import REPORTS
-
-        lines = ["| case | expected | outcome | label | reason |", "|---|---|---|---|---|"]
-        lines += [f"| {n} | {e} | {o} | {label} | {r[:90]} |" for n, e, o, label, r in rows]
-        REPORTS.append("bad-input corpus: what `dfd predict` did\n" + "\n".join(lines))
 
 
 def _cli(folder: Path, out: Path, weights: Path, *extra: str) -> subprocess.Popen:

@@ -68,7 +68,7 @@ def test_feature_layer_is_the_last_map_before_pooling(patch_model):
     assert feature_layer(model) == "top_activation"
 
 
-def test_heat_map_peaks_on_the_patch(patch_model):
+def test_heat_map_peaks_on_the_patch(patch_model, report):
     rng = np.random.default_rng(1)
     where = [(8, 40), (44, 6), (26, 26)]  # top right, bottom left, centre
     crops = _images(rng, len(where), where)
@@ -85,9 +85,7 @@ def test_heat_map_peaks_on_the_patch(patch_model):
         inside = np.zeros_like(h, bool)
         inside[r : r + PATCH, c : c + PATCH] = True
         ratios.append(h[inside].mean() / max(h[~inside].mean(), 1e-6))
-    from conftest import REPORTS
-
-    REPORTS.append(
+    report(
         "Grad-CAM on a 12 px patch: patch top-left corners " + str(where) + ", heat peaks " + str(peaks)
         + ", mean heat inside/outside the patch " + ", ".join(f"{x:.1f}" for x in ratios)
     )
