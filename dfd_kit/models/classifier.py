@@ -16,6 +16,7 @@ Dependencies run one way: :mod:`dfd_kit.models.registry` ← the architectures �
 from __future__ import annotations
 
 import warnings
+from functools import cached_property
 from pathlib import Path
 from types import ModuleType
 
@@ -124,11 +125,17 @@ def imagenet_classifier(name: str | ModelConfig):
     return efficientnet_lite.EfficientNetLite(cfg.arch.removeprefix("efficientnet_"), weights="imagenet", input_shape=shape)
 
 
-def load_weights(model, path: str | Path, config: ModelConfig) -> None:
-    """Load a ``.weights.h5`` file into ``model``; raise :class:`WeightsError` with the reason."""
+def require_file(path: str | Path) -> Path:
+    """``path`` as a :class:`Path`; :class:`WeightsError` when no file is there."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
+    return path
+
+
+def load_weights(model, path: str | Path, config: ModelConfig) -> None:
+    """Load a ``.weights.h5`` file into ``model``; raise :class:`WeightsError` with the reason."""
+    path = require_file(path)
     try:
         with warnings.catch_warnings():
             # Keras 3 warns about a Functional model's internal bookkeeping container, which holds no
@@ -173,18 +180,42 @@ class Classifier:
         flip: bool = False,
         calibration: tuple[float, float] | None = None,
     ) -> None:
-        tf = import_tensorflow()
-        import keras
-
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.config = get_config(config)
         self.weights = Path(weights) if weights is not None else None
         self.precision = precision
         self.batch_size = batch_size
+        self.seed = seed
         self.flip = flip
         self.calibration = tuple(calibration) if calibration is not None else None
-        if weights is None:
-            keras.utils.set_random_seed(seed)
-        self.model = create_model(self.config, weights, precision)
+        self.backend = backend
+        if backend == "onnx":
+            from .onnx_backend import OnnxForward
+            from .weights import sha256
+
+            key = f"{sha256(require_file(self.weights))}:{self.config}" if self.weights is not None else None
+            self._forward = OnnxForward(lambda: self.tf_forward, self.config.input_size, key, threads)
+        else:
+            forward = self.tf_forward
+            self._forward = lambda crops: forward(crops).numpy()
+
+    @cached_property
+    def model(self):
+        """The Keras model, built and loaded on first use: ONNX Runtime scoring from a cached conversion
+        never needs it, so such a process never imports TensorFlow (about 10 s of start-up on 2 cores)."""
+        import_tensorflow()
+        import keras
+
+        if self.weights is None:
+            keras.utils.set_random_seed(self.seed)
+        return create_model(self.config, self.weights, self.precision)
+
+    @cached_property
+    def tf_forward(self):
+        """The TensorFlow scoring function: uint8 crops ``[B, S, S, 3]`` → float32 ``[B]`` P(FAKE),
+        uncalibrated (the model with its ``preprocess_input`` in front)."""
+        tf = import_tensorflow()
         size = self.config.input_size
         model, preprocess = self.model, preprocess_for(self.config)
 
@@ -192,16 +223,7 @@ class Classifier:
         def forward(crops):
             return tf.reshape(model(preprocess(crops), training=False), [-1])
 
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        self.backend = backend
-        if backend == "onnx":
-            from .onnx_backend import OnnxForward
-            from .weights import sha256
-
-            self._forward = OnnxForward(forward, size, sha256(self.weights) if self.weights else None, threads)
-        else:
-            self._forward = lambda crops: forward(crops).numpy()
+        return forward
 
     @classmethod
     def for_weights(cls, info, flip: bool | None = None, **kwargs) -> Classifier:

@@ -2,8 +2,8 @@
 
 The Keras model (with its ``preprocess_input`` inside the graph, so it takes uint8 crops)
 is converted once with tf2onnx and cached under ``$XDG_CACHE_HOME/dfd_kit/onnx`` (default
-``~/.cache``), keyed by the weights file's sha256 and the converter's and runtime's versions, so
-later runs load it in well under a second. Measured by ``python -m bench`` on this project's 2-core
+``~/.cache``), keyed by the weights file's sha256, its config and the converter's and runtime's versions, so
+later runs load it in well under a second, without importing TensorFlow. Measured by ``python -m bench`` on this project's 2-core
 CPU (three runs): one forward pass of 17 faces at 299 px took 1.7-2.0 s with ONNX Runtime against
 2.6-3.5 s with TensorFlow.
 """
@@ -11,6 +11,7 @@ CPU (three runs): one forward pass of 17 faces at 299 px took 1.7-2.0 s with ONN
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import importlib.util
 import logging
 import os
@@ -28,12 +29,12 @@ def available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("tf2onnx", "onnxruntime"))
 
 
-def _cache_path(weights_sha256: str, input_size: int) -> Path:
-    import onnxruntime
-    import tf2onnx
-
+def _cache_path(model_key: str) -> Path:
+    """The cache file of ``model_key`` under these converter and runtime versions (read from the
+    installed packages' metadata: importing tf2onnx would import TensorFlow)."""
+    versions = ":".join(importlib.metadata.version(m) for m in ("tf2onnx", "onnxruntime"))
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dfd_kit" / "onnx"
-    key = hashlib.sha256(f"{weights_sha256}:{input_size}:{tf2onnx.__version__}:{onnxruntime.__version__}".encode()).hexdigest()[:24]
+    key = hashlib.sha256(f"{model_key}:{versions}".encode()).hexdigest()[:24]
     return root / f"{key}.onnx"
 
 
@@ -52,21 +53,23 @@ class OnnxForward:
     """``crops uint8 [B, S, S, 3] -> P(FAKE) float32 [B]`` through ONNX Runtime.
 
     Args:
-        forward: the TensorFlow function to convert: uint8 crops ``[B, S, S, 3]`` → float32 ``[B]``
-            (the Keras model with its ``preprocess_input`` in front).
+        make_forward: returns the TensorFlow function to convert, uint8 crops ``[B, S, S, 3]`` → float32
+            ``[B]`` (the Keras model with its ``preprocess_input`` in front); called only when the
+            cache has no conversion, so a cached model loads without TensorFlow.
         input_size: ``S``.
-        weights_sha256: cache key of the weights (``None``: convert every time, no cache).
+        model_key: cache key of the model (the weights file's sha256 and its config; ``None``: convert
+            every time, no cache).
         threads: ONNX Runtime intra-op threads (0 lets it choose).
     """
 
-    def __init__(self, forward, input_size: int, weights_sha256: str | None = None, threads: int = 0) -> None:
+    def __init__(self, make_forward, input_size: int, model_key: str | None = None, threads: int = 0) -> None:
         import onnxruntime as ort
 
-        cache = _cache_path(weights_sha256, input_size) if weights_sha256 else None
+        cache = _cache_path(model_key) if model_key else None
         if cache is not None and cache.is_file():
             blob = cache.read_bytes()
         else:
-            blob = self._convert(forward, input_size)
+            blob = self._convert(make_forward(), input_size)
             if cache is not None:
                 _store(cache, blob)
         options = ort.SessionOptions()

@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -115,6 +117,20 @@ def test_onnx_backend_gives_the_same_scores(tiny_weights, tmp_path, monkeypatch)
     np.testing.assert_allclose(Classifier("xception_96", tiny_weights, backend="onnx").predict(crops[:2]), tf_scores[:2], atol=1e-5)
     with pytest.raises(ValueError):
         Classifier("xception_96", tiny_weights, backend="torch")
+    # A fresh process scores from the cache without importing TensorFlow (or building the Keras model).
+    np.save(tmp_path / "crops.npy", crops)
+    script = (
+        "import json, sys\n"
+        "import numpy as np\n"
+        "from dfd_kit.models.classifier import Classifier\n"
+        f"scores = Classifier('xception_96', {str(tiny_weights)!r}, backend='onnx').predict(np.load(sys.argv[1]))\n"
+        "print(json.dumps({'scores': scores.tolist(), 'tf': 'tensorflow' in sys.modules, 'keras': 'keras' in sys.modules}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "crops.npy")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fresh = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not fresh["tf"] and not fresh["keras"]
+    np.testing.assert_allclose(fresh["scores"], tf_scores, atol=1e-5)
 
 
 def test_onnx_backend_works_without_a_writable_cache(tiny_weights, tmp_path, monkeypatch, caplog):
