@@ -141,6 +141,7 @@ def _cli(folder: Path, out: Path, weights: Path, *extra: str) -> subprocess.Pope
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_gives_the_same_rows(media, tiny_weights, tmp_path):
     d = tmp_path / "videos"
     d.mkdir()

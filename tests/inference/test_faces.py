@@ -90,16 +90,17 @@ def test_square_box_is_square_and_inside(box, margin, h, w, shift):
     assert x2 - x1 == y2 - y1
 
 
+@pytest.mark.slow
 def test_real_clips_have_faces_in_most_sampled_frames(shared_clips):
     meta = json.loads((shared_clips / "metadata.json").read_text())
     sampler = FaceSampler(image_size=64, device="cpu")
     decoder = make_decoder("cpu")
     found = {}
     for name in sorted(meta):
-        frames = decoder.read(shared_clips / name, Sampling(17))
+        frames = decoder.read(shared_clips / name, Sampling(9))
         faces = sampler(frames)
         found[name] = len(np.unique(faces.frame_of))
-    assert all(n >= 12 for n in found.values()), found
+    assert all(n >= 6 for n in found.values()), found  # measured: 7 of 9 in the worst clip (a panning camera), 9 in 13 of 15
 
 
 def test_frames_smaller_than_the_smallest_face(sampler):

@@ -150,6 +150,7 @@ def _sample(d, n):
     return path
 
 
+@pytest.mark.slow
 def test_cli_one_file_prints_a_table_and_keeps_the_terminal_calm(folder, tiny_weights, tmp_path):
     """`dfd predict FILE` without --out, as a user runs it: a table of results, no framework start-up lines."""
     repo = Path(__file__).resolve().parents[2]

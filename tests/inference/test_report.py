@@ -43,6 +43,7 @@ def run(demo_videos, predictor, tmp_path_factory):
     return summary
 
 
+@pytest.mark.slow
 def test_report_holds_every_row_and_drops_the_crops(run):
     submission = pd.read_csv(run.out).set_index("filename")["label"]
     data = load(run.report_path)

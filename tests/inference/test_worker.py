@@ -39,6 +39,7 @@ def test_several_workers_keep_the_order_and_the_scores_of_one(mixed, predictor, 
     assert three.seconds["decode"] > 0 and three.seconds["detect"] > 0
 
 
+@pytest.mark.slow
 def test_hung_and_crashing_videos_are_cut_off_and_the_others_unaffected(media, predictor, one_worker, tmp_path):
     from dfd_kit.device import cpu_cores
 

@@ -104,6 +104,7 @@ def test_inference_notebook_shows_the_most_suspicious_videos(inference_run):
     assert gallery[0].count("data:image/jpeg") >= 1 and "Grad-CAM" in gallery[0]
 
 
+@pytest.mark.slow
 def test_extract_and_train_notebooks_run(tmp_path):
     from dfdc_folder import make_dfdc_folder
 

@@ -35,6 +35,7 @@ def members(ensemble_dir):
     return resolve_members(f"{ensemble_dir / 'tiny.weights.h5'},{ensemble_dir / 'lite64.weights.h5'}")
 
 
+@pytest.mark.slow
 def test_members_of_different_sizes_score_their_own_crops_with_their_own_calibration(members):
     ensemble = Ensemble.for_weights(members)
     assert [c.input_size for c in ensemble.configs] == [96, 64] and ensemble.names == ["tiny.weights.h5", "lite64.weights.h5"]

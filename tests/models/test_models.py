@@ -146,6 +146,7 @@ def test_onnx_backend_works_without_a_writable_cache(tiny_weights, tmp_path, mon
     assert "cannot cache the ONNX model" in caplog.text
 
 
+@pytest.mark.slow
 def test_onnx_backend_matches_tensorflow_on_the_trained_weights(tmp_path, monkeypatch):
     pytest.importorskip("tf2onnx")
     pytest.importorskip("onnxruntime")

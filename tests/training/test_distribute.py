@@ -41,6 +41,7 @@ def table(tmp_path_factory):
     return out / "faces.parquet"
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(table, tmp_path):
     weights, run_dir = tmp_path / "w" / "m.weights.h5", tmp_path / "run"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}

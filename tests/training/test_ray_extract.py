@@ -23,6 +23,7 @@ def _sorted(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return df.sort_values(keys).reset_index(drop=True)
 
 
+@pytest.mark.slow
 def test_ray_local_matches_single_process(videos, tmp_path):
     local, on_ray = tmp_path / "local", tmp_path / "ray"
     faces_a, videos_a = extract_folders([videos], local, SETTINGS, workers=0, progress=False)
