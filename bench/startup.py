@@ -28,8 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_CLIP = ROOT.parent / "shared" / "clips" / "widuwuoiur.mp4"
+from bench.__main__ import SHARED_CLIPS
+
+SHARED_CLIP = SHARED_CLIPS / "widuwuoiur.mp4"
 
 FLOOR = """
 import sys, torch, torchvision, facenet_pytorch, av, onnxruntime
