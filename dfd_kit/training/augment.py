@@ -16,22 +16,35 @@ training stream is reproducible from the run's seed. In order:
 480p): the resolution drop reaches 25 % of the side (probability 0.6), JPEG quality 15–95
 (probability 0.9), and with probability 0.35 a **blocking** step first codes the crop at half size
 at JPEG quality 10–35 and scales it back up: 16-pixel blocks with flattened detail inside, the
-look of heavily quantised H.264 macroblocks. The default ``"video"`` is unchanged by it (the same
-seed gives the same output as before the option existed).
+look of heavily quantised H.264 macroblocks. ``strength="h264"`` is ``"video"`` whose last step,
+with probability 0.6, is real H.264 instead of JPEG: the crop is scaled to 0.5–1.5 of its side (a
+face smaller or larger in the frame than the model's input, as in 480p FF++ or 1080p DFD video),
+coded as one intra frame by libx264 (PyAV, yuv420p, constant rate factor 23–45: FF++ c23 to below
+c40, deblocking filter on) and scaled back, so the model sees the codec's own blocking, ringing and
+chroma loss on REAL and FAKE faces alike. The default ``"video"`` is unchanged by either option (the
+same seed gives the same output as before they existed).
 
 Every step is applied to REAL and FAKE crops alike, so none of them is a cue for the label.
 """
 
 from __future__ import annotations
 
+import io
 import math
+
+import numpy as np
 
 from ..device import import_tensorflow
 
-__all__ = ["STRENGTHS", "augment", "motion_blur"]
+__all__ = ["H264_CRF", "STRENGTHS", "augment", "h264_code", "motion_blur"]
 
-#: per strength: (probability and lowest side of the resolution drop, probability and lowest JPEG quality, blocking probability)
-STRENGTHS = {"video": (0.5, 0.3, 0.8, 30, 0.0), "c40": (0.6, 0.25, 0.9, 15, 0.35)}
+#: per strength: (probability and lowest side of the resolution drop, probability and lowest JPEG quality,
+#: blocking probability, H.264 probability)
+STRENGTHS = {"video": (0.5, 0.3, 0.8, 30, 0.0, 0.0), "c40": (0.6, 0.25, 0.9, 15, 0.35, 0.0), "h264": (0.5, 0.3, 0.8, 30, 0.0, 0.6)}
+#: constant rate factors of the H.264 step, lowest and highest (FF++ c23 is 23, c40 is 40)
+H264_CRF = (23, 45)
+#: the side of the coded face relative to the crop, lowest and highest
+H264_SCALE = (0.5, 1.5)
 
 
 def _uniform(seed, low: float, high: float):
@@ -106,13 +119,57 @@ def _blocking(x, seed, size: int):
     return tf.image.resize(coded, [size, size], method="bilinear")
 
 
+def h264_code(image: np.ndarray, crf: int) -> np.ndarray:
+    """Code an image as one H.264 intra frame and decode it again.
+
+    Args:
+        image: uint8 ``[H, W, 3]`` RGB, ``H`` and ``W`` even (yuv420p halves the chroma planes).
+        crf: libx264's constant rate factor, 0–51 (higher: coarser quantisation).
+
+    Returns:
+        uint8 ``[H, W, 3]`` RGB as a decoder shows it. One thread, so the same input gives the same output.
+    """
+    import av
+
+    height, width = image.shape[:2]
+    if height % 2 or width % 2:
+        raise ValueError(f"H.264 (yuv420p) needs an even width and height, got {width}x{height}")
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.thread_count = 1
+        stream.options = {"crf": str(int(crf)), "preset": "medium"}
+        for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    buffer.seek(0)
+    with av.open(buffer, "r", format="h264") as container:
+        return next(container.decode(video=0)).to_ndarray(format="rgb24")
+
+
+def _h264(x, seed, size: int):
+    """Scale ``x`` (float ``[S, S, 3]`` in [0, 1]) by :data:`H264_SCALE`, code it with :func:`h264_code`, scale it back."""
+    tf = import_tensorflow()
+    seeds = tf.random.split(seed, 2)
+    coded = tf.cast(tf.round(_uniform(seeds[0], *H264_SCALE) * size / 2.0), tf.int32) * 2
+    crf = tf.cast(tf.round(_uniform(seeds[1], *H264_CRF)), tf.int32)
+    scaled = tf.image.resize(x, tf.stack([coded, coded]), method="bilinear", antialias=True)
+    pixels = tf.cast(tf.round(tf.clip_by_value(scaled, 0.0, 1.0) * 255.0), tf.uint8)
+    out = tf.numpy_function(h264_code, [pixels, crf], tf.uint8, stateful=False)
+    out = tf.reshape(out, tf.shape(pixels))
+    return tf.image.resize(tf.cast(out, tf.float32) / 255.0, [size, size], method="bilinear", antialias=True)
+
+
 def augment(image, seed, strength: str = "video"):
     """Degrade a face crop the way video frames are degraded.
 
     Args:
         image: uint8 ``[S, S, 3]`` RGB tensor (``S`` static).
         seed: int ``[2]`` stateless seed.
-        strength: a key of :data:`STRENGTHS`: ``"video"`` or ``"c40"`` (down to FF++ c40 quality).
+        strength: a key of :data:`STRENGTHS`: ``"video"``, ``"c40"`` (down to FF++ c40 quality) or
+            ``"h264"`` (``"video"`` with real H.264 coding in place of most of its JPEG).
 
     Returns:
         uint8 ``[S, S, 3]`` RGB tensor.
@@ -120,7 +177,7 @@ def augment(image, seed, strength: str = "video"):
     tf = import_tensorflow()
     if strength not in STRENGTHS:
         raise ValueError(f"strength must be one of {sorted(STRENGTHS)}, got {strength!r}")
-    p_low, lowest, p_jpeg, min_quality, p_block = STRENGTHS[strength]
+    p_low, lowest, p_jpeg, min_quality, p_block, p_h264 = STRENGTHS[strength]
     size = int(image.shape[0])
     seeds = tf.random.split(tf.cast(seed, tf.int64), 14)
     x = _geometry(tf.cast(image, tf.float32) / 255.0, seeds[0], size)
@@ -147,10 +204,17 @@ def augment(image, seed, strength: str = "video"):
         block_seeds = tf.random.split(seeds[0] + 1, 2)
         x = tf.cond(_uniform(block_seeds[0], 0.0, 1.0) < p_block, lambda: _blocking(x, block_seeds[1], size), lambda: x)
         x = tf.clip_by_value(x, 0.0, 1.0)
-    x = tf.cond(
-        _uniform(seeds[9], 0.0, 1.0) < p_jpeg,
-        lambda: tf.image.stateless_random_jpeg_quality(x, min_quality, 95, seeds[10]),
-        lambda: x,
-    )
+    def jpeg():
+        return tf.cond(
+            _uniform(seeds[9], 0.0, 1.0) < p_jpeg,
+            lambda: tf.image.stateless_random_jpeg_quality(x, min_quality, 95, seeds[10]),
+            lambda: x,
+        )
+
+    if p_h264 > 0:  # seeds of their own, as for the blocking
+        h264_seeds = tf.random.split(seeds[0] + 2, 2)
+        x = tf.cond(_uniform(h264_seeds[0], 0.0, 1.0) < p_h264, lambda: _h264(x, h264_seeds[1], size), jpeg)
+    else:
+        x = jpeg()
     x = tf.ensure_shape(x, [size, size, 3])
     return tf.cast(tf.round(tf.clip_by_value(x, 0.0, 1.0) * 255.0), tf.uint8)

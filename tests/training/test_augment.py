@@ -61,3 +61,30 @@ def test_blocking_leaves_half_size_blocks(face):
     coded = _blocking(smooth, tf.constant([1, 2], tf.int64), 64).numpy()
     assert coded.shape == (64, 64, 3)
     assert np.abs(coded - smooth.numpy()).mean() > 0.005  # coded at quality <= 35, then scaled back
+
+
+def test_h264_code_loses_more_at_a_higher_rate_factor(face):
+    from dfd_kit.training.augment import h264_code
+
+    fine, coarse = h264_code(face, 23), h264_code(face, 45)
+    assert fine.shape == coarse.shape == face.shape and coarse.dtype == np.uint8
+    np.testing.assert_array_equal(coarse, h264_code(face, 45))  # one thread: the same bytes every time
+    error = [np.abs(out.astype(int) - face).mean() for out in (fine, coarse)]
+    assert 0.5 < error[0] < error[1]
+    with pytest.raises(ValueError, match="even"):
+        h264_code(face[:63], 30)
+
+
+def test_h264_strength_codes_with_the_codec_and_keeps_video_unchanged(face):
+    from dfd_kit.training.augment import STRENGTHS
+
+    seeds = [tf.constant([11, i], tf.int64) for i in range(12)]
+    video = [augment(tf.constant(face), s, "video").numpy() for s in seeds]
+    h264 = [augment(tf.constant(face), s, "h264").numpy() for s in seeds]
+    again = [augment(tf.constant(face), s, "h264").numpy() for s in seeds]
+    for a, b in zip(h264, again):
+        np.testing.assert_array_equal(a, b)
+    assert all(o.shape == face.shape and o.dtype == np.uint8 for o in h264)
+    changed = sum(np.abs(a.astype(int) - b).mean() > 0.5 for a, b in zip(video, h264))
+    assert 3 <= changed <= 11  # the H.264 step replaces the JPEG one with probability 0.6
+    assert STRENGTHS["video"][-1] == 0.0
