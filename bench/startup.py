@@ -6,7 +6,7 @@ alternating order, every job runs as a fresh process on the same clip with the d
 (ONNX Runtime on CPU, its conversion cached by a warm-up run first):
 
 - ``floor``: a process that imports what scoring needs and nothing else (torch, torchvision,
-  facenet-pytorch, PyAV, ONNX Runtime) and loads the cached ONNX model;
+  facenet-pytorch, PyAV, ONNX Runtime) and loads the cached ONNX model of each default member;
 - ``shipped``: ``dfd predict CLIP`` (TensorFlow never loads: the Keras model is only built on a
   cache miss);
 - ``tensorflow_loaded``: the same with TensorFlow imported first, the start-up every CPU run paid
@@ -34,9 +34,9 @@ SHARED_CLIP = SHARED_CLIPS / "widuwuoiur.mp4"
 
 FLOOR = """
 import sys, torch, torchvision, facenet_pytorch, av, onnxruntime
-from dfd_kit.models.weights import resolve_weights
+from dfd_kit.models.weights import resolve_members
 from dfd_kit.models.classifier import Classifier
-Classifier.for_weights(resolve_weights(None), backend="onnx")
+[Classifier.for_weights(member, backend="onnx") for member in resolve_members(None)]
 assert "tensorflow" not in sys.modules
 """
 WITH_TF = "from dfd_kit.device import import_tensorflow; import_tensorflow(); from dfd_kit.cli import app; app(prog_name='dfd')"

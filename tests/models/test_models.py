@@ -170,10 +170,17 @@ def test_onnx_backend_matches_tensorflow_on_the_trained_weights(tmp_path, monkey
 
 
 def test_the_checkout_default_is_a_trained_detector():
-    info = resolve_weights(None)
-    assert info.path is not None and info.path.name == "efficientnet_lite0_192.weights.h5"
-    assert info.trained and info.calibration is not None and info.inference["frames"] > 0
-    assert "trained" in info.describe() and info.entry["sha256"][:12] in info.describe()
+    """The default is the measured ensemble of two trained, calibrated members."""
+    from dfd_kit.models.weights import ensemble_entry, resolve_members
+
+    members = resolve_members(None)
+    assert [m.path.name for m in members] == ["efficientnet_lite0_192.weights.h5", "efficientnet_lite0_192_ffpp.weights.h5"]
+    assert ensemble_entry(members)["inference"]["frames"] > 0 and ensemble_entry(members)["default_because"]
+    for info in members:
+        assert info.trained and info.calibration is not None and info.inference["frames"] > 0
+        assert "trained" in info.describe() and info.entry["sha256"][:12] in info.describe()
+    with pytest.raises(WeightsError, match="ensemble"):
+        resolve_weights(None)
 
 
 def test_the_checkout_ships_its_measured_ensemble():
