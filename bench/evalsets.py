@@ -21,7 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+from bench.__main__ import SHARED_CLIPS
+from dfd_kit.metadata import read_metadata
+
+SHARED = SHARED_CLIPS.parent
 DFDC_COMMIT = "39728535acf043fba39623885f91319db521bf23"  # the commit ../shared/dfdc_faces/materialise.sh pins
 
 
@@ -61,7 +64,7 @@ def talking_head_validation(table: Path, out: Path) -> int:
     """Links to the validation talking-head videos of a split faces table."""
     faces = pd.read_parquet(table)
     videos = sorted(faces.loc[faces["split"] == "val", "video"].unique())
-    metadata = json.loads((SHARED / "train_videos" / "metadata.json").read_text())
+    metadata = read_metadata(SHARED / "train_videos" / "metadata.json")
     out.mkdir(parents=True, exist_ok=True)
     for video in videos:
         link = out / video

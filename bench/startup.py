@@ -36,7 +36,8 @@ FLOOR = """
 import sys, torch, torchvision, facenet_pytorch, av, onnxruntime
 from dfd_kit.models.weights import resolve_members
 from dfd_kit.models.classifier import Classifier
-[Classifier.for_weights(member, backend="onnx") for member in resolve_members(None)]
+for member in resolve_members(None):
+    Classifier.for_weights(member, backend="onnx")
 assert "tensorflow" not in sys.modules
 """
 WITH_TF = "from dfd_kit.device import import_tensorflow; import_tensorflow(); from dfd_kit.cli import app; app(prog_name='dfd')"

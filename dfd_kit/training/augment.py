@@ -36,7 +36,7 @@ import numpy as np
 
 from ..device import import_tensorflow
 
-__all__ = ["H264_CRF", "STRENGTHS", "augment", "h264_code", "motion_blur"]
+__all__ = ["H264_CRF", "H264_SCALE", "STRENGTHS", "augment", "h264_code", "motion_blur"]
 
 #: per strength: (probability and lowest side of the resolution drop, probability and lowest JPEG quality,
 #: blocking probability, H.264 probability)
@@ -204,6 +204,7 @@ def augment(image, seed, strength: str = "video"):
         block_seeds = tf.random.split(seeds[0] + 1, 2)
         x = tf.cond(_uniform(block_seeds[0], 0.0, 1.0) < p_block, lambda: _blocking(x, block_seeds[1], size), lambda: x)
         x = tf.clip_by_value(x, 0.0, 1.0)
+
     def jpeg():
         return tf.cond(
             _uniform(seeds[9], 0.0, 1.0) < p_jpeg,

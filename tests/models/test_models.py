@@ -175,7 +175,8 @@ def test_the_checkout_default_is_a_trained_detector():
 
     members = resolve_members(None)
     assert [m.path.name for m in members] == ["efficientnet_lite0_192.weights.h5", "efficientnet_lite0_192_ffpp.weights.h5"]
-    assert ensemble_entry(members)["inference"]["frames"] > 0 and ensemble_entry(members)["default_because"]
+    entry = ensemble_entry(members)
+    assert entry["inference"]["frames"] > 0 and entry["default_because"]
     for info in members:
         assert info.trained and info.calibration is not None and info.inference["frames"] > 0
         assert "trained" in info.describe() and info.entry["sha256"][:12] in info.describe()
