@@ -16,8 +16,10 @@ PARTIAL = ".partial"
 
 
 def write_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through ``<path>.partial`` and a rename; return ``path``."""
+    """Write ``data`` to ``path`` through ``<path>.partial`` and a rename, making ``path``'s folder
+    if it is missing; return ``path``."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + PARTIAL)
     with open(tmp, "wb") as fh:
         fh.write(data)

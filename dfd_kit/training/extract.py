@@ -238,7 +238,6 @@ def extract_one(task: Task, out_dir: Path, settings: ExtractSettings, finder: Fa
 
 def _finish_part(out_dir: Path, task: Task, part: dict) -> dict:
     path = part_path(out_dir, task)
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(part).encode())
     return part
 

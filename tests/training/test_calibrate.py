@@ -62,13 +62,13 @@ def lite_weights(tmp_path_factory):
 
 
 def test_imported_crops_make_a_split_training_table(crop_folder, tmp_path):
-    table = import_crops(crop_folder / "labels.csv", tmp_path / "crops.parquet", val_fraction=0.25)
+    table = import_crops(crop_folder / "labels.csv", tmp_path / "new" / "crops.parquet", val_fraction=0.25)  # its folder is made
     assert len(table) == 24 and set(table["split"]) == {"train", "val"}
     assert (table.groupby("group")["split"].nunique() == 1).all()  # a fake stays with its original
     assert all(p.startswith("/") and cv2.imread(p) is not None for p in table["path"])
     cx, cy, w, h = DFDC_FACE_BOX
     assert table["x1"].iloc[0] == pytest.approx((cx - w / 2) * 224) and table["crop_x2"].iloc[0] == 224
-    assert pd.read_parquet(tmp_path / "crops.parquet").equals(table)
+    assert pd.read_parquet(tmp_path / "new" / "crops.parquet").equals(table)
 
 
 def test_scored_crops_are_the_classifiers_scores(crop_folder, lite_weights):
