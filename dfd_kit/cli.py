@@ -195,6 +195,7 @@ def extract(
     photo_side: int = typer.Option(720, help="Long side, in pixels, photos are resized to before detection."),
     workers: int = typer.Option(2, help="Worker processes (0: in this process)."),
     ray: Optional[str] = typer.Option(None, "--ray", help="Run on a Ray cluster at this address ('local' starts one here)."),
+    source: Optional[str] = typer.Option(None, help="One source name for all FOLDERS in the tables (`dfd train --source-weights`); videos become FOLDER_VIDEO."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Cut the faces of every video (as inference does) into OUT, resumably; write the metadata table."""
@@ -204,7 +205,7 @@ def extract(
     from .training.extract import ExtractSettings
     settings = ExtractSettings.for_config(config, frames=frames, policy=policy, photo_side=photo_side)
     try:
-        faces, videos = extract_folders(folders, out, settings, photos=photos, workers=workers, ray=ray)
+        faces, videos = extract_folders(folders, out, settings, photos=photos, workers=workers, ray=ray, source=source)
     except DFDError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from err

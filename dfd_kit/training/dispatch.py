@@ -46,7 +46,13 @@ def _run_task(task: Task, out_dir: Path) -> dict:
 
 
 def extract(
-    tasks: list[Task], out_dir: str | Path, settings: ExtractSettings, workers: int = 2, progress: bool = True, ray: str | None = None
+    tasks: list[Task],
+    out_dir: str | Path,
+    settings: ExtractSettings,
+    workers: int = 2,
+    progress: bool = True,
+    ray: str | None = None,
+    source: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Extract every task not done yet, then merge all parts of their folders into the two tables.
 
@@ -58,6 +64,8 @@ def extract(
         progress: show a tqdm progress bar.
         ray: a Ray cluster address, or ``"local"``: run the videos as Ray tasks instead
             (:mod:`dfd_kit.training.ray_extract`); same files, same tables.
+        source: one source name for all the tasks' folders in the tables (see
+            :func:`~dfd_kit.training.extract.merge_parts`).
 
     Returns:
         ``(faces, videos)``: the tables written to ``faces.parquet`` and ``videos.parquet``.
@@ -89,7 +97,7 @@ def extract(
                 _log_part(future.result())
                 bar.update()
     bar.close()
-    return merge_parts(out_dir, sorted({t.folder for t in tasks}))
+    return merge_parts(out_dir, sorted({t.folder for t in tasks}), source)
 
 
 def _log_part(part: dict) -> None:
@@ -105,9 +113,10 @@ def extract_folders(
     workers: int = 2,
     progress: bool = True,
     ray: str | None = None,
+    source: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`extract` over DFDC folders (or, with ``photos=True``, folders of real face photos)."""
     if len({Path(f).name for f in folders}) != len(folders):
         raise InputError("folders must have distinct names: the name is the 'folder' column")
     make = photo_tasks if photos else folder_tasks
-    return extract([t for f in folders for t in make(f)], out_dir, settings, workers, progress, ray)
+    return extract([t for f in folders for t in make(f)], out_dir, settings, workers, progress, ray, source)

@@ -242,8 +242,12 @@ def _finish_part(out_dir: Path, task: Task, part: dict) -> dict:
     return part
 
 
-def merge_parts(out_dir: str | Path, folders: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def merge_parts(out_dir: str | Path, folders: list[str] | None = None, source: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Merge the parts of ``folders`` (default: all) into ``faces.parquet`` and ``videos.parquet``.
+
+    ``source`` names one source for all of them: the ``folder`` column becomes ``source`` (what
+    ``dfd train --source-weights`` and per-source validation go by) and each ``video`` becomes
+    ``<folder>_<video>``, so names stay unique (the parts and crops keep their own folders).
 
     Returns:
         ``faces`` with :data:`~dfd_kit.training.tables.FACE_COLUMNS` (``x1..y2`` float32 detector box and ``crop_*`` int square
@@ -263,6 +267,10 @@ def merge_parts(out_dir: str | Path, folders: list[str] | None = None) -> tuple[
         {c: "float32" for c in ("x1", "y1", "x2", "y2", "prob")} | {c: "int64" for c in ("frame", "face", "crop_x1", "crop_y1", "crop_x2", "crop_y2")}
     )
     videos_df = pd.DataFrame(video_rows, columns=["video", "folder", "label", "original", "status", "error", "n_frames", "n_faces"])
+    if source is not None:
+        for table in (faces_df, videos_df):
+            table["video"] = table["folder"] + "_" + table["video"]
+            table["folder"] = source
     for name, table in (("faces.parquet", faces_df), ("videos.parquet", videos_df)):
         write_atomic(out_dir / name, table.to_parquet(index=False))
     log.info("extract: %d faces from %d videos (%d failed) in %s", len(faces_df), len(videos_df), int((videos_df["status"] != "ok").sum()), out_dir)

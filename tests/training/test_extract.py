@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -132,3 +133,11 @@ def test_photos_are_one_frame_real_videos_grouped_by_person(tmp_path):
     assert frames.frames.shape == (1, 480, 480, 3) and frames.indices.tolist() == [0]
     faces, table = extract(tasks, tmp_path / "out", SETTINGS, workers=0, progress=False)
     assert (table["status"] == "ok").all() and (faces["frame"] == 0).all() and len(faces) >= 3
+
+    other = tmp_path / "more_photos"  # a second folder with a name the first one has too, as one source
+    other.mkdir()
+    shutil.copy(folder / "007_03.jpg", other / "007_03.jpg")
+    faces, table = extract_folders([folder, other], tmp_path / "out", SETTINGS, photos=True, workers=0, progress=False, source="studio")
+    assert sorted(table["video"]) == ["more_photos_007_03.jpg", "photos_007_03.jpg", "photos_007_08.jpg", "photos_009_03.png"]
+    assert set(faces["folder"]) == set(table["folder"]) == {"studio"} and set(faces["video"]) <= set(table["video"])
+    assert pd.read_parquet(tmp_path / "out" / "videos.parquet").equals(table)
