@@ -115,7 +115,7 @@ def source_log_losses(scores: np.ndarray, labels: np.ndarray, sources: np.ndarra
         cannot be told apart from a constant); empty when none has both.
     """
     labels, sources = np.asarray(labels).astype(int), np.asarray(sources)
-    both = [s for s in sorted(set(sources)) if len(set(labels[sources == s])) == 2]
+    both = [str(s) for s in sorted(set(sources)) if len(set(labels[sources == s])) == 2]
     if not both:
         return {}
     keep = np.isin(sources, both)
