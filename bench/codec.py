@@ -21,7 +21,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from dfd_kit.training.augment import h264_code
-from dfd_kit.training.crops import score_crops
+from dfd_kit.training.crops import read_crop, score_crops
 
 CODINGS = {"none": None, "CRF 30 at 1.5x": (30, 1.5), "CRF 40 at 1.5x": (40, 1.5), "CRF 40 at 0.6x": (40, 0.6)}
 
@@ -34,8 +34,9 @@ def code(image: np.ndarray, crf: int, scale: float) -> np.ndarray:
     return cv2.resize(h264_code(small, crf), (side, side), interpolation=cv2.INTER_LINEAR)
 
 
-def coded_folders(folder: Path, out: Path, per_label: int, seed: int) -> dict[str, Path]:
-    """One crop folder per coding of :data:`CODINGS`, each with the same ``per_label`` REAL and FAKE crops (PNG)."""
+def coded_folders(folder: Path, out: Path, per_label: int, seed: int) -> tuple[dict[str, Path], np.ndarray]:
+    """One crop folder per coding of :data:`CODINGS`, each with the same ``per_label`` REAL and FAKE crops (PNG),
+    and the crops' labels in their ``labels.csv`` order (bool ``[N]``, True for FAKE)."""
     labels = pd.read_csv(folder / "labels.csv")
     sample = pd.concat([g.sample(min(per_label, len(g)), random_state=seed) for _, g in labels.groupby("label")])
     folders = {}
@@ -44,7 +45,7 @@ def coded_folders(folder: Path, out: Path, per_label: int, seed: int) -> dict[st
         target.mkdir(parents=True)
         rows = []
         for row in sample.itertuples():
-            image = cv2.cvtColor(cv2.imread(str(folder / row.file)), cv2.COLOR_BGR2RGB)
+            image = read_crop(folder / row.file)
             if coding is not None:
                 image = code(image, *coding)
             file = Path(row.file).with_suffix(".png").name
@@ -52,7 +53,7 @@ def coded_folders(folder: Path, out: Path, per_label: int, seed: int) -> dict[st
             rows.append({"file": file, "video": row.video, "label": row.label})
         pd.DataFrame(rows).to_csv(target / "labels.csv", index=False)
         folders[name] = target
-    return folders
+    return folders, (sample["label"] == "FAKE").to_numpy()
 
 
 def main() -> None:
@@ -64,12 +65,10 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        folders = coded_folders(args.folder, Path(tmp), args.per_label, args.seed)
+        folders, fake = coded_folders(args.folder, Path(tmp), args.per_label, args.seed)
         for weights in args.weights:
             for name, folder in folders.items():
-                scores = score_crops(folder, weights)
-                fake = (pd.read_csv(folder / "labels.csv")["label"] == "FAKE").to_numpy()
-                p = scores["label"].to_numpy()
+                p = score_crops(folder, weights)["label"].to_numpy()
                 rows.append({"weights": weights, "coding": name,
                              "real_mean": p[~fake].mean(), "fake_mean": p[fake].mean(), "auc": roc_auc_score(fake, p)})
     print(pd.DataFrame(rows).to_string(index=False, float_format="%.3f"))
