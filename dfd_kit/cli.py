@@ -287,7 +287,7 @@ def train(
     sbi_fraction: float = typer.Option(0.5, help="With --sbi mix: share of fakes that are self-blended."),
     sbi_lower: float = typer.Option(0.0, help="Share of pseudo-fakes blended over the lower face only (mouth, jaw: reenactment, lip-sync)."),
     source_weights: str = typer.Option("", help="Draw each label per source (table folder): '' in proportion to the rows | equal | dfdc=2,ffpp=1,..."),
-    degrade: str = typer.Option("video", help="Augmentation strength: video | c40 (down to FF++ c40 quality: JPEG 15, 25 % resolution, blocking) | h264 (video, with libx264 intra coding at CRF 23-45 in place of most JPEG)."),
+    degrade: str = typer.Option("video", help="Augmentation strength: video | c40 (down to FF++ c40 quality: JPEG 15, 25 % resolution, blocking) | h264 (video, with libx264 intra coding at CRF 23-45 in place of most JPEG) | h264c40 (that coding more often, at CRF 32-45, 0.4-2x, half in yuv444p)."),
     patience: int = typer.Option(5, help="Epochs without a better video-level val log loss before stopping."),
     select: str = typer.Option("log_loss", help="Best epoch by video-level val log_loss | calibrated_log_loss (Platt-scaled, class-balanced) | source_log_loss | worst_source_log_loss (mean / largest over sources)."),
     val_augment: bool = typer.Option(False, help="Degrade validation crops like training ones (fixed seeds)."),

@@ -21,8 +21,11 @@ with probability 0.6, is real H.264 instead of JPEG: the crop is scaled to 0.5�
 face smaller or larger in the frame than the model's input, as in 480p FF++ or 1080p DFD video),
 coded as one intra frame by libx264 (PyAV, yuv420p, constant rate factor 23–45: FF++ c23 to below
 c40, deblocking filter on) and scaled back, so the model sees the codec's own blocking, ringing and
-chroma loss on REAL and FAKE faces alike. The default ``"video"`` is unchanged by either option (the
-same seed gives the same output as before they existed).
+chroma loss on REAL and FAKE faces alike. ``strength="h264c40"`` weights that step towards c40 and
+the clips' two kinds of video: with probability 0.8, CRF 32–45, the face 0.4–2.0 x the crop's side
+(480p FF++ faces and 1080p DFD faces), and half of the time in yuv444p, the chroma format of FF++'s
+c40 videos (:data:`H264_STEPS`). The default ``"video"`` is unchanged by these options (the same seed
+gives the same output as before they existed), and so is ``"h264"`` by ``"h264c40"``.
 
 Every step is applied to REAL and FAKE crops alike, so none of them is a cue for the label.
 """
@@ -36,15 +39,20 @@ import numpy as np
 
 from ..device import import_tensorflow
 
-__all__ = ["H264_CRF", "H264_SCALE", "STRENGTHS", "augment", "h264_code", "motion_blur"]
+__all__ = ["H264_STEPS", "STRENGTHS", "augment", "h264_code", "motion_blur"]
 
 #: per strength: (probability and lowest side of the resolution drop, probability and lowest JPEG quality,
 #: blocking probability, H.264 probability)
-STRENGTHS = {"video": (0.5, 0.3, 0.8, 30, 0.0, 0.0), "c40": (0.6, 0.25, 0.9, 15, 0.35, 0.0), "h264": (0.5, 0.3, 0.8, 30, 0.0, 0.6)}
-#: constant rate factors of the H.264 step, lowest and highest (FF++ c23 is 23, c40 is 40)
-H264_CRF = (23, 45)
-#: the side of the coded face relative to the crop, lowest and highest
-H264_SCALE = (0.5, 1.5)
+STRENGTHS = {
+    "video": (0.5, 0.3, 0.8, 30, 0.0, 0.0),
+    "c40": (0.6, 0.25, 0.9, 15, 0.35, 0.0),
+    "h264": (0.5, 0.3, 0.8, 30, 0.0, 0.6),
+    "h264c40": (0.5, 0.3, 0.8, 30, 0.0, 0.8),
+}
+#: per strength with an H.264 step: the side of the coded face relative to the crop (lowest, highest),
+#: libx264's constant rate factor (lowest, highest; FF++ c23 is 23, c40 is 40) and the probability of
+#: yuv444p chroma (FF++'s c40 videos) instead of yuv420p
+H264_STEPS = {"h264": ((0.5, 1.5), (23, 45), 0.0), "h264c40": ((0.4, 2.0), (32, 45), 0.5)}
 
 
 def _uniform(seed, low: float, high: float):
@@ -119,25 +127,28 @@ def _blocking(x, seed, size: int):
     return tf.image.resize(coded, [size, size], method="bilinear")
 
 
-def h264_code(image: np.ndarray, crf: int) -> np.ndarray:
+def h264_code(image: np.ndarray, crf: int, chroma: str = "yuv420p") -> np.ndarray:
     """Code an image as one H.264 intra frame and decode it again.
 
     Args:
-        image: uint8 ``[H, W, 3]`` RGB, ``H`` and ``W`` even (yuv420p halves the chroma planes).
+        image: uint8 ``[H, W, 3]`` RGB; with ``yuv420p``, ``H`` and ``W`` even (it halves the chroma planes).
         crf: libx264's constant rate factor, 0–51 (higher: coarser quantisation).
+        chroma: ``"yuv420p"`` (most video: DFDC, DFD) or ``"yuv444p"`` (full-resolution chroma: FF++'s c40 videos).
 
     Returns:
         uint8 ``[H, W, 3]`` RGB as a decoder shows it. One thread, so the same input gives the same output.
     """
     import av
 
+    if chroma not in ("yuv420p", "yuv444p"):
+        raise ValueError(f"chroma must be yuv420p or yuv444p, got {chroma!r}")
     height, width = image.shape[:2]
-    if height % 2 or width % 2:
+    if chroma == "yuv420p" and (height % 2 or width % 2):
         raise ValueError(f"H.264 (yuv420p) needs an even width and height, got {width}x{height}")
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="h264") as container:
         stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = width, height, chroma
         stream.thread_count = 1
         stream.options = {"crf": str(int(crf)), "preset": "medium"}
         for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
@@ -149,15 +160,28 @@ def h264_code(image: np.ndarray, crf: int) -> np.ndarray:
         return next(container.decode(video=0)).to_ndarray(format="rgb24")
 
 
-def _h264(x, seed, size: int):
-    """Scale ``x`` (float ``[S, S, 3]`` in [0, 1]) by :data:`H264_SCALE`, code it with :func:`h264_code`, scale it back."""
+def _code_444(image: np.ndarray, crf: np.ndarray) -> np.ndarray:
+    return h264_code(image, crf, "yuv444p")
+
+
+def _h264(x, seed, size: int, strength: str = "h264"):
+    """Scale ``x`` (float ``[S, S, 3]`` in [0, 1]) as :data:`H264_STEPS` draws for ``strength``, code it
+    with :func:`h264_code`, scale it back."""
     tf = import_tensorflow()
+    (low, high), crfs, p444 = H264_STEPS[strength]
     seeds = tf.random.split(seed, 2)
-    coded = tf.cast(tf.round(_uniform(seeds[0], *H264_SCALE) * size / 2.0), tf.int32) * 2
-    crf = tf.cast(tf.round(_uniform(seeds[1], *H264_CRF)), tf.int32)
+    coded = tf.cast(tf.round(_uniform(seeds[0], low, high) * size / 2.0), tf.int32) * 2
+    crf = tf.cast(tf.round(_uniform(seeds[1], *crfs)), tf.int32)
     scaled = tf.image.resize(x, tf.stack([coded, coded]), method="bilinear", antialias=True)
     pixels = tf.cast(tf.round(tf.clip_by_value(scaled, 0.0, 1.0) * 255.0), tf.uint8)
-    out = tf.numpy_function(h264_code, [pixels, crf], tf.uint8, stateful=False)
+    if p444 > 0:  # a seed of its own, so that "h264" keeps its stream
+        out = tf.cond(
+            _uniform(seed + 3, 0.0, 1.0) < p444,
+            lambda: tf.numpy_function(_code_444, [pixels, crf], tf.uint8, stateful=False),
+            lambda: tf.numpy_function(h264_code, [pixels, crf], tf.uint8, stateful=False),
+        )
+    else:
+        out = tf.numpy_function(h264_code, [pixels, crf], tf.uint8, stateful=False)
     out = tf.reshape(out, tf.shape(pixels))
     return tf.image.resize(tf.cast(out, tf.float32) / 255.0, [size, size], method="bilinear", antialias=True)
 
@@ -168,8 +192,9 @@ def augment(image, seed, strength: str = "video"):
     Args:
         image: uint8 ``[S, S, 3]`` RGB tensor (``S`` static).
         seed: int ``[2]`` stateless seed.
-        strength: a key of :data:`STRENGTHS`: ``"video"``, ``"c40"`` (down to FF++ c40 quality) or
-            ``"h264"`` (``"video"`` with real H.264 coding in place of most of its JPEG).
+        strength: a key of :data:`STRENGTHS`: ``"video"``, ``"c40"`` (down to FF++ c40 quality),
+            ``"h264"`` (``"video"`` with real H.264 coding in place of most of its JPEG) or ``"h264c40"``
+            (that coding, more often and nearer c40: :data:`H264_STEPS`).
 
     Returns:
         uint8 ``[S, S, 3]`` RGB tensor.
@@ -214,7 +239,7 @@ def augment(image, seed, strength: str = "video"):
 
     if p_h264 > 0:  # seeds of their own, as for the blocking
         h264_seeds = tf.random.split(seeds[0] + 2, 2)
-        x = tf.cond(_uniform(h264_seeds[0], 0.0, 1.0) < p_h264, lambda: _h264(x, h264_seeds[1], size), jpeg)
+        x = tf.cond(_uniform(h264_seeds[0], 0.0, 1.0) < p_h264, lambda: _h264(x, h264_seeds[1], size, strength), jpeg)
     else:
         x = jpeg()
     x = tf.ensure_shape(x, [size, size, 3])

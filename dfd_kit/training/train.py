@@ -113,7 +113,7 @@ class TrainSettings:
         source_weights: how each label's crops are drawn from the sources (the ``folder`` column):
             ``""`` in proportion to their rows (one stream), ``"equal"`` the same share for every
             source that has the label, or ``"dfdc=2,ffpp=1,..."`` shares by name (sources not named get 0).
-        degrade: augmentation strength, ``"video"``, ``"c40"`` or ``"h264"`` (:data:`dfd_kit.training.augment.STRENGTHS`).
+        degrade: augmentation strength, ``"video"``, ``"c40"``, ``"h264"`` or ``"h264c40"`` (:data:`dfd_kit.training.augment.STRENGTHS`).
         patience: epochs without a better video-level validation log loss before stopping.
         select: the validation metric that picks the best epoch (:data:`SELECTIONS`): ``"log_loss"``
             (video level, raw), ``"calibrated_log_loss"`` (after Platt scaling, class-balanced: for a

@@ -88,3 +88,28 @@ def test_h264_strength_codes_with_the_codec_and_keeps_video_unchanged(face):
     changed = sum(np.abs(a.astype(int) - b).mean() > 0.5 for a, b in zip(video, h264))
     assert 3 <= changed <= 11  # the H.264 step replaces the JPEG one with probability 0.6
     assert STRENGTHS["video"][-1] == 0.0
+
+
+def test_h264c40_codes_coarser_in_both_chroma_formats_and_keeps_h264_unchanged(face):
+    import cv2
+
+    from dfd_kit.training.augment import H264_STEPS, h264_code
+
+    assert h264_code(face[:63], 40, "yuv444p").shape == (63, 64, 3)  # full-resolution chroma needs no even side
+    y, x = np.mgrid[:64, :64]
+    stripes = np.where(((x + y) % 2 == 0)[..., None], [200, 60, 120], [60, 120, 200]).astype(np.uint8)  # 1-px colour detail
+    error = {c: np.abs(h264_code(stripes, 40, c).astype(int) - stripes).mean() for c in ("yuv444p", "yuv420p")}
+    assert error["yuv444p"] < error["yuv420p"] / 2  # yuv420p averages the colours of each 2x2 block away
+    with pytest.raises(ValueError, match="chroma"):
+        h264_code(face, 40, "nv12")
+    seeds = [tf.constant([11, i], tf.int64) for i in range(12)]
+    before = [augment(tf.constant(face), s, "h264").numpy() for s in seeds]
+    c40 = [augment(tf.constant(face), s, "h264c40").numpy() for s in seeds]
+    np.testing.assert_array_equal(c40[0], augment(tf.constant(face), seeds[0], "h264c40").numpy())
+    assert H264_STEPS["h264"][2] == 0.0 and H264_STEPS["h264c40"][2] > 0
+    assert sum(np.abs(a.astype(int) - b).mean() > 0.5 for a, b in zip(before, c40)) >= 6
+
+    def detail(outs):
+        return np.mean([cv2.Laplacian(cv2.cvtColor(o, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var() for o in outs])
+
+    assert detail(c40) < detail(before)
