@@ -2,11 +2,11 @@
 
 A sample of REAL and FAKE crops of a crop folder (``labels.csv``: ``file,video,label``; the held-out
 DFDC crops of :mod:`bench.evalsets`) is coded as :func:`dfd_kit.training.augment.h264_code` codes a
-training crop: scaled to ``s`` x its side, one libx264 intra frame at a constant rate factor, scaled
-back. Each coding's crops are scored like ``dfd score-crops`` (flip, calibrated); the table gives
-per weights and coding the mean P(FAKE) of each label and the ROC AUC. A model whose scores follow
-the coding more than the label ranks footage of different cameras and compressions by their codec.
-About 2 minutes a weights file on 2 CPU cores.
+training crop: scaled to ``s`` x its side, one libx264 intra frame at a constant rate factor (yuv420p,
+or yuv444p as FF++'s c40 videos), scaled back. Each coding's crops are scored like ``dfd score-crops``
+(flip, calibrated); the table gives per weights and coding the mean P(FAKE) of each label and the ROC
+AUC. A model whose scores follow the coding more than the label ranks footage of different cameras and
+compressions by their codec. About 2 minutes a weights file on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -23,15 +23,22 @@ from sklearn.metrics import roc_auc_score
 from dfd_kit.training.augment import h264_code
 from dfd_kit.training.crops import read_crop, score_crops
 
-CODINGS = {"none": None, "CRF 30 at 1.5x": (30, 1.5), "CRF 40 at 1.5x": (40, 1.5), "CRF 40 at 0.6x": (40, 0.6)}
+#: name: (constant rate factor, scale, chroma format), or None for the crop as it is
+CODINGS = {
+    "none": None,
+    "CRF 30 at 1.5x": (30, 1.5, "yuv420p"),
+    "CRF 40 at 1.5x": (40, 1.5, "yuv420p"),
+    "CRF 40 at 0.6x": (40, 0.6, "yuv420p"),
+    "CRF 40 at 0.6x, yuv444p": (40, 0.6, "yuv444p"),
+}
 
 
-def code(image: np.ndarray, crf: int, scale: float) -> np.ndarray:
-    """``image`` (uint8 ``[S, S, 3]`` RGB) scaled by ``scale`` to an even side, H.264-coded, scaled back."""
+def code(image: np.ndarray, crf: int, scale: float, chroma: str = "yuv420p") -> np.ndarray:
+    """``image`` (uint8 ``[S, S, 3]`` RGB) scaled by ``scale`` to an even side, H.264-coded in ``chroma``, scaled back."""
     side = image.shape[0]
     coded = max(2, int(round(side * scale / 2)) * 2)
     small = cv2.resize(image, (coded, coded), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    return cv2.resize(h264_code(small, crf), (side, side), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(h264_code(small, crf, chroma), (side, side), interpolation=cv2.INTER_LINEAR)
 
 
 def coded_folders(folder: Path, out: Path, per_label: int, seed: int) -> tuple[dict[str, Path], np.ndarray]:
