@@ -160,11 +160,11 @@ def h264_code(image: np.ndarray, crf: int, chroma: str = "yuv420p") -> np.ndarra
         return next(container.decode(video=0)).to_ndarray(format="rgb24")
 
 
-def _code_444(image: np.ndarray, crf: np.ndarray) -> np.ndarray:
-    return h264_code(image, crf, "yuv444p")
+def _code(image: np.ndarray, crf: np.ndarray, yuv444: np.ndarray) -> np.ndarray:
+    return h264_code(image, crf, "yuv444p" if yuv444 else "yuv420p")
 
 
-def _h264(x, seed, size: int, strength: str = "h264"):
+def _h264(x, seed, size: int, strength: str):
     """Scale ``x`` (float ``[S, S, 3]`` in [0, 1]) as :data:`H264_STEPS` draws for ``strength``, code it
     with :func:`h264_code`, scale it back."""
     tf = import_tensorflow()
@@ -174,14 +174,9 @@ def _h264(x, seed, size: int, strength: str = "h264"):
     crf = tf.cast(tf.round(_uniform(seeds[1], *crfs)), tf.int32)
     scaled = tf.image.resize(x, tf.stack([coded, coded]), method="bilinear", antialias=True)
     pixels = tf.cast(tf.round(tf.clip_by_value(scaled, 0.0, 1.0) * 255.0), tf.uint8)
-    if p444 > 0:  # a seed of its own, so that "h264" keeps its stream
-        out = tf.cond(
-            _uniform(seed + 3, 0.0, 1.0) < p444,
-            lambda: tf.numpy_function(_code_444, [pixels, crf], tf.uint8, stateful=False),
-            lambda: tf.numpy_function(h264_code, [pixels, crf], tf.uint8, stateful=False),
-        )
-    else:
-        out = tf.numpy_function(h264_code, [pixels, crf], tf.uint8, stateful=False)
+    # a seed of its own, drawn only where yuv444p can be chosen, so that "h264" keeps its stream
+    yuv444 = _uniform(seed + 3, 0.0, 1.0) < p444 if p444 > 0 else tf.constant(False)
+    out = tf.numpy_function(_code, [pixels, crf, yuv444], tf.uint8, stateful=False)
     out = tf.reshape(out, tf.shape(pixels))
     return tf.image.resize(tf.cast(out, tf.float32) / 255.0, [size, size], method="bilinear", antialias=True)
 

@@ -42,14 +42,18 @@ def test_motion_blur_smears_along_its_direction():
     assert set(cols) == {16} and rows.min() == 12 and rows.max() == 20
 
 
-def test_c40_strength_degrades_further_than_video(face):
+def detail(images) -> float:
+    """Mean variance of the Laplacian: the fine detail left in uint8 RGB images."""
     import cv2
 
-    def detail(strength):  # mean variance of the Laplacian: the fine detail left (the geometry is the same per seed)
-        outs = [augment(tf.constant(face), tf.constant([7, i], tf.int64), strength).numpy() for i in range(48)]
-        return np.mean([cv2.Laplacian(cv2.cvtColor(o, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var() for o in outs])
+    return float(np.mean([cv2.Laplacian(cv2.cvtColor(o, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var() for o in images]))
 
-    assert detail("c40") < detail("video") * 0.9
+
+def test_c40_strength_degrades_further_than_video(face):
+    def degraded(strength):  # the geometry is the same per seed
+        return [augment(tf.constant(face), tf.constant([7, i], tf.int64), strength).numpy() for i in range(48)]
+
+    assert detail(degraded("c40")) < detail(degraded("video")) * 0.9
     with pytest.raises(ValueError, match="strength"):
         augment(tf.constant(face), tf.constant([0, 0], tf.int64), "c23")
 
@@ -91,8 +95,6 @@ def test_h264_strength_codes_with_the_codec_and_keeps_video_unchanged(face):
 
 
 def test_h264c40_codes_coarser_in_both_chroma_formats_and_keeps_h264_unchanged(face):
-    import cv2
-
     from dfd_kit.training.augment import H264_STEPS, h264_code
 
     assert h264_code(face[:63], 40, "yuv444p").shape == (63, 64, 3)  # full-resolution chroma needs no even side
@@ -108,8 +110,4 @@ def test_h264c40_codes_coarser_in_both_chroma_formats_and_keeps_h264_unchanged(f
     np.testing.assert_array_equal(c40[0], augment(tf.constant(face), seeds[0], "h264c40").numpy())
     assert H264_STEPS["h264"][2] == 0.0 and H264_STEPS["h264c40"][2] > 0
     assert sum(np.abs(a.astype(int) - b).mean() > 0.5 for a, b in zip(before, c40)) >= 6
-
-    def detail(outs):
-        return np.mean([cv2.Laplacian(cv2.cvtColor(o, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var() for o in outs])
-
     assert detail(c40) < detail(before)
