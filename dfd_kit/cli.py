@@ -350,6 +350,26 @@ def calibrate(
         typer.echo(f"inference: frames={chosen['frames']} rule={chosen['rule']} flip={chosen['flip']}")
 
 
+@app.command()
+def soup(
+    weights: list[str] = typer.Argument(..., help="Two or more .weights.h5 files of one model config, fine-tuned from one ancestor."),
+    out: Path = typer.Option(..., "--out", "-o", help="The averaged .weights.h5; its folder's manifest.json gets the entry."),
+    shares: str = typer.Option("", help="Share of each file in the average, e.g. 0.3,0.7 (normalised); '': equal shares."),
+    config: Optional[str] = typer.Option(None, help="Model config, for files outside a manifest."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Average the weights of several files into one model (a model soup: one model's cost); calibrate it next."""
+    _setup_logging(verbose)
+    import shlex
+    import sys
+
+    from .models.soup import soup as make_soup
+
+    split = [float(s) for s in shares.split(",")] if shares else None
+    path = make_soup(weights, out, split, config=config, command="dfd " + shlex.join(sys.argv[1:]))
+    typer.echo(f"wrote {path}; next: dfd calibrate {path} --table ... (the ingredients' calibrations do not carry over)")
+
+
 def _records_table(records: list[dict]) -> str:
     import pandas as pd
 

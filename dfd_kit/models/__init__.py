@@ -3,7 +3,8 @@
 ``registry.py`` names the configs (architecture, input size, crop framing); ``xception.py`` and
 ``efficientnet_lite.py`` build the backbones; ``classifier.py`` puts the sigmoid head on them and
 scores face crops (:class:`Classifier`), on TensorFlow or ONNX Runtime (``onnx_backend.py``);
-``ensemble.py`` combines several classifiers' scores of the same faces (:class:`Ensemble`);
+``ensemble.py`` combines several classifiers' scores of the same faces (:class:`Ensemble`), ``soup.py``
+averages several files of one config into one model;
 ``weights.py`` finds weights files and keeps their manifest; ``gradcam.py`` shows where a model
 looks. Nothing here imports inference, training or Kaggle code.
 """
