@@ -17,6 +17,14 @@ def _setup_logging(verbose: bool) -> None:
     setup(verbose)
 
 
+def _command_line() -> str:
+    """The command as typed, for a manifest's ``command`` field."""
+    import shlex
+    import sys
+
+    return "dfd " + shlex.join(sys.argv[1:])
+
+
 def _clip(value: str) -> tuple[float, float]:
     low, high = (float(v) for v in value.split(","))
     return low, high
@@ -298,9 +306,6 @@ def train(
 ) -> None:
     """Train the classifier on TABLE; keep the epoch with the best video-level validation log loss."""
     _setup_logging(verbose)
-    import shlex
-    import sys
-
     from .training.train import TrainSettings
     from .training.train import train as run_training
 
@@ -310,8 +315,7 @@ def train(
         warmup_steps=warmup_steps, sbi=sbi, sbi_fraction=sbi_fraction, sbi_lower=sbi_lower, source_weights=source_weights, degrade=degrade, patience=patience, select=select, val_augment=val_augment, bn_momentum=bn_momentum,
         seed=seed, input=data_input,
     )  # fmt: skip
-    command = "dfd " + shlex.join(sys.argv[1:])
-    state = run_training(tables, out, run_dir, settings, command=command)
+    state = run_training(tables, out, run_dir, settings, command=_command_line())
     typer.echo(f"best epoch {state['best_epoch']}: {state['metrics']}; weights: {out}")
 
 
@@ -360,13 +364,10 @@ def soup(
 ) -> None:
     """Average the weights of several files into one model (a model soup: one model's cost); calibrate it next."""
     _setup_logging(verbose)
-    import shlex
-    import sys
-
     from .models.soup import soup as make_soup
 
     split = [float(s) for s in shares.split(",")] if shares else None
-    path = make_soup(weights, out, split, config=config, command="dfd " + shlex.join(sys.argv[1:]))
+    path = make_soup(weights, out, split, config=config, command=_command_line())
     typer.echo(f"wrote {path}; next: dfd calibrate {path} --table ... (the ingredients' calibrations do not carry over)")
 
 

@@ -63,11 +63,12 @@ def soup(weights: list[str | Path], out: str | Path, shares: list[float] | None 
         raise ValueError(f"shares must be {len(infos)} non-negative numbers with a positive sum, got {shares.tolist()}")
     shares = shares / shares.sum()
     model = create_model(config, infos[0].path)
-    total = [shares[0] * np.asarray(v, np.float64) for v in model.get_weights()]
+    first = model.get_weights()
+    total = [shares[0] * np.asarray(v, np.float64) for v in first]
     for share, info in zip(shares[1:], infos[1:]):
         for acc, v in zip(total, create_model(config, info.path).get_weights()):
             acc += share * np.asarray(v, np.float64)
-    model.set_weights([acc.astype(v.dtype) for acc, v in zip(total, model.get_weights())])
+    model.set_weights([acc.astype(v.dtype) for acc, v in zip(total, first)])
     ingredients = [{"file": info.path.name, "sha256": sha256(info.path), "share": round(float(s), 6)} for info, s in zip(infos, shares)]
     path = save_weights(model, out, config, default=False, trained=all(info.trained for info in infos), soup={"ingredients": ingredients}, **meta)
     log.info("soup of %s written to %s; calibrate it (`dfd calibrate`) before use",
