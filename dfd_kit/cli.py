@@ -364,10 +364,15 @@ def soup(
 ) -> None:
     """Average the weights of several files into one model (a model soup: one model's cost); calibrate it next."""
     _setup_logging(verbose)
+    from .errors import DFDError
     from .models.soup import soup as make_soup
 
-    split = [float(s) for s in shares.split(",")] if shares else None
-    path = make_soup(weights, out, split, config=config, command=_command_line())
+    try:
+        split = [float(s) for s in shares.split(",")] if shares else None
+        path = make_soup(weights, out, split, config=config, command=_command_line())
+    except (DFDError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from err
     typer.echo(f"wrote {path}; next: dfd calibrate {path} --table ... (the ingredients' calibrations do not carry over)")
 
 

@@ -81,3 +81,6 @@ def test_the_command_writes_the_soup_and_records_itself(ingredients, tmp_path, m
     assert "dfd calibrate" in result.output
     entry = json.loads((tmp_path / "manifest.json").read_text())["files"]["cli.weights.h5"]
     assert [i["share"] for i in entry["soup"]["ingredients"]] == [0.5, 0.5] and entry["command"] == "dfd " + " ".join(args)
+    for bad, why in ([str(a), str(b), "--shares", "half,half"], "half"), ([str(a), "missing.weights.h5"], "not found"):
+        result = CliRunner().invoke(app, ["soup", *bad, "--out", str(tmp_path / "bad.weights.h5")])
+        assert result.exit_code == 2 and why in result.output and not (tmp_path / "bad.weights.h5").exists()
