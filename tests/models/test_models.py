@@ -170,11 +170,15 @@ def test_onnx_backend_matches_tensorflow_on_the_trained_weights(tmp_path, monkey
 
 
 def test_the_checkout_default_is_a_trained_detector():
-    """The default is the measured ensemble of two trained, calibrated members."""
+    """The default is the measured ensemble of three trained, calibrated members."""
     from dfd_kit.models.weights import ensemble_entry, resolve_members
 
     members = resolve_members(None)
-    assert [m.path.name for m in members] == ["efficientnet_lite0_192.weights.h5", "efficientnet_lite0_192_ffpp.weights.h5"]
+    assert [m.path.name for m in members] == [
+        "efficientnet_lite0_192.weights.h5",
+        "efficientnet_lite0_192_ffpp.weights.h5",
+        "efficientnet_lite0_192_ffpp2.weights.h5",
+    ]
     entry = ensemble_entry(members)
     assert entry["inference"]["frames"] > 0 and entry["default_because"]
     for info in members:
@@ -184,12 +188,16 @@ def test_the_checkout_default_is_a_trained_detector():
         resolve_weights(None)
 
 
-def test_the_checkout_ships_its_measured_ensemble():
-    """The FF++ member and the ensemble entry chosen for it: every member trained, calibrated and intact."""
+@pytest.mark.parametrize("names", [
+    "efficientnet_lite0_192.weights.h5,efficientnet_lite0_192_ffpp.weights.h5",
+    "efficientnet_lite0_192.weights.h5,efficientnet_lite0_192_ffpp.weights.h5,efficientnet_lite0_192_ffpp2.weights.h5",
+])
+def test_the_checkout_ships_its_measured_ensembles(names):
+    """Each measured ensemble's entry: every member trained, calibrated and intact, the shares summing to one."""
     from dfd_kit.models.ensemble import COMBINES
     from dfd_kit.models.weights import ensemble_entry, resolve_members
 
-    members = resolve_members("efficientnet_lite0_192.weights.h5,efficientnet_lite0_192_ffpp.weights.h5")
+    members = resolve_members(names)
     entry = ensemble_entry(members)
     assert entry["members"] == [m.path.name for m in members] and entry["combine"] in COMBINES
     assert sum(entry["member_weights"]) == pytest.approx(1, abs=1e-3) and entry["inference"]["frames"] > 0
