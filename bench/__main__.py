@@ -13,9 +13,9 @@ reversed order every other round, so that a slow patch of a busy machine falls o
 floor (the best plain decode of the sampled frames, and one batched forward pass of the
 classifier), the naive job (OpenCV seek per frame, MTCNN per frame at full size, predict per face),
 and ``predict_folder`` in each variant of :data:`bench.jobs.VARIANTS` (the shipped one, one worker,
-the design before, every worker with as many threads as cores, the decode modes, and a two-member
-ensemble: the weights and ``--partner``, the default's second member or random weights of the same
-config, which cost the same). Each variant's seconds per video are the marginal cost of the videos after the first; the floor and the naive job
+the design before, every worker with as many threads as cores, the decode modes, and an ensemble:
+the weights and ``--partners``, the default's other members or random weights of the same config,
+which cost the same). Each variant's seconds per video are the marginal cost of the videos after the first; the floor and the naive job
 are averaged over the same videos; ratios are taken round by round and their median printed.
 Then, once: each decode mode's cost and frames with a face per clip, and its log loss on the
 labelled clips of ``../shared/clips``. Everything goes to ``bench/results.json``.
@@ -231,8 +231,8 @@ def report(summaries: dict, modes: dict, quality: dict | None, meta: dict, confi
         if shipped and ensemble:
             extra = ensemble["s_per_video"] - shipped["s_per_video"]
             lines.append(
-                f"  ensemble ({meta['weights']} + {meta.get('partner', '?')}): {ensemble['s_per_video']:.2f} s/video, "
-                f"{ensemble['s_per_video'] / shipped['s_per_video']:.2f}x one model; the second member adds {extra:+.2f} s "
+                f"  ensemble ({' + '.join([meta['weights'], *meta.get('partners', [meta.get('partner', '?')])])}): {ensemble['s_per_video']:.2f} s/video, "
+                f"{ensemble['s_per_video'] / shipped['s_per_video']:.2f}x one model; the other members add {extra:+.2f} s "
                 f"(one forward pass: {s['floor_classify_s']:.2f} s; classify stage {shipped['stage_s_per_video']['classify']:.2f} -> "
                 f"{ensemble['stage_s_per_video']['classify']:.2f} s, decode {shipped['stage_s_per_video']['decode']:.2f} -> "
                 f"{ensemble['stage_s_per_video']['decode']:.2f} s, detect {shipped['stage_s_per_video']['detect']:.2f} -> "
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=None, help="frames per video (default: the weights' choice)")
     parser.add_argument("--sets", default="generated,real", help="clip sets to time")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="pipeline variants to time")
-    parser.add_argument("--partner", default=None, help="the ensemble variant's second member (default: the default's, else random weights)")
+    parser.add_argument("--partners", default=None, help="the ensemble variant's other members, comma-separated (default: the default's others, else random weights)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--configs", default=",".join(CONFIGS), help="model configs timed side by side on the generated clips (empty: none)")
     parser.add_argument("--workdir", type=Path, default=Path("bench/.cache"), help="generated clips (reused)")
@@ -311,19 +311,19 @@ def measure(args) -> dict:
     frames = args.frames or info.inference.get("frames", INFERENCE_DEFAULTS["frames"])
     sets = clip_sets(args.workdir, args.sets.split(","))
     variants = [v for v in args.variants.split(",") if v]
-    # the ensemble's second member: --partner, the default's, or random weights of the same config (same speed)
-    if args.partner:
-        partner = resolve_members(args.partner)[0].path
+    # the ensemble's other members: --partners, the default's others, or random weights of the same config (same speed)
+    if args.partners:
+        partners = [m.path for m in resolve_members(args.partners)]
     elif len(members) > 1:
-        partner = members[1].path
+        partners = [m.path for m in members[1:]]
     else:
-        partner = config_weights(args.workdir, info.config.name, info.inference)
+        partners = [config_weights(args.workdir, info.config.name, info.inference)]
     print(f"clips ready in {time.perf_counter() - t0:.0f}s; weights {weights.name}, {frames} frames; running jobs:", flush=True)
     rounds: dict[str, list[dict]] = {name: [] for name in sets}
     for k in range(args.rounds):
         for name, spec in sets.items():
             print(f"round {k + 1}/{args.rounds}, {name} clips:", flush=True)
-            order = [("floor_decode", {}), ("floor_classify", {}), ("naive", {})] + [("pipeline", {"variant": v, **({"partner": partner} if v == "ensemble" else {})}) for v in variants]
+            order = [("floor_decode", {}), ("floor_classify", {}), ("naive", {})] + [("pipeline", {"variant": v, **({"partners": ",".join(map(str, partners))} if v == "ensemble" else {})}) for v in variants]
             results: dict = {"pipeline": {}}
             for job, extra in order if k % 2 == 0 else order[::-1]:
                 result = run_job(job, None if job == "floor_classify" else spec, weights, frames, **extra)
@@ -353,7 +353,7 @@ def measure(args) -> dict:
     meta = {
         "config": some["config"], "input_size": info.config.input_size, "frames": some["frames"], "flip": some["flip"],
         "backend": some["backend"], "cpus": os.cpu_count(), "rounds": args.rounds, "weights": weights.name,
-        "partner": partner.name,
+        "partners": [p.name for p in partners],
     }  # fmt: skip
     sets_json = {name: {**spec, "folder": str(spec["folder"])} for name, spec in sets.items()}
     return {

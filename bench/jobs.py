@@ -37,7 +37,7 @@ VARIANTS = {
     "threads_x_cores": ({}, {"threads": os.cpu_count()}),  # every worker with as many threads as cores
     "reference": ({"decode": "reference"}, {}),
     "keyframes": ({"decode": "keyframes"}, {}),
-    "ensemble": ({}, {}),  # shipped, with a second member (--partner) scoring the same faces
+    "ensemble": ({}, {}),  # shipped, with the other members (--partners) scoring the same faces
 }
 
 
@@ -93,18 +93,18 @@ class PeakMemory:
         self._thread.join()
 
 
-def pipeline(clips: list[Path], repeats: int, weights: Path, frames: int | None, variant: str, partner: Path | None = None) -> dict:
+def pipeline(clips: list[Path], repeats: int, weights: Path, frames: int | None, variant: str, partners: list[Path] | None = None) -> dict:
     """Steady-state seconds per video of ``predict_folder``: a run over ``len(clips) * repeats`` videos
     minus a run over ``clips[0]`` alone, divided by the difference in videos (start-up cancels out;
     what is left is the cost of the videos after the first, in ``marginal_weights``). The
-    ``ensemble`` variant scores with ``[weights, partner]``."""
+    ``ensemble`` variant scores with ``[weights, *partners]``."""
     from dfd_kit.inference.predict import Predictor, predict_folder
 
     predictor_args, folder_args = VARIANTS[variant]
     if variant == "ensemble":
-        if partner is None:
-            raise ValueError("the ensemble variant needs --partner")
-        weights = [weights, partner]
+        if not partners:
+            raise ValueError("the ensemble variant needs --partners")
+        weights = [weights, *partners]
     predictor = Predictor(weights=weights, device="cpu", frames=frames, **predictor_args)
     with tempfile.TemporaryDirectory() as tmp:
         one, many = Path(tmp, "one"), Path(tmp, "many")
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=None, help="frames per video (default: the weights' choice)")
     parser.add_argument("--repeats", type=int, default=1, help="copies of each clip in the pipeline's folder")
     parser.add_argument("--variant", default="shipped", choices=sorted(VARIANTS))
-    parser.add_argument("--partner", type=Path, default=None, help="the second member of the ensemble variant")
+    parser.add_argument("--partners", default="", help="the ensemble variant's other members, comma-separated paths")
     args = parser.parse_args(argv)
     names = [n for n in args.names.split(",") if n]
     if args.clips is None:
@@ -335,7 +335,8 @@ def main(argv: list[str] | None = None) -> None:
 
         frames = args.frames or resolve_weights(args.weights).inference.get("frames", INFERENCE_DEFAULTS["frames"])
     if args.job == "pipeline":
-        result = pipeline(clips, args.repeats, args.weights, args.frames, args.variant, args.partner)
+        partners = [Path(p) for p in args.partners.split(",") if p]
+        result = pipeline(clips, args.repeats, args.weights, args.frames, args.variant, partners)
     elif args.job == "naive":
         result = naive(clips, args.weights, args.frames)
     elif args.job == "floor_decode":
